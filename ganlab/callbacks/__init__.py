@@ -1,0 +1,5 @@
+"""Lightning callbacks: what a run writes and logs besides its losses."""
+
+from ganlab.callbacks.samples import SampleGrid
+
+__all__ = ["SampleGrid"]

@@ -1,0 +1,72 @@
+"""Sample grids from a fixed noise batch, so successive epochs show the same z evolving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import WandbLogger
+
+from ganlab import visualization as vis
+
+
+def run_dir(trainer: pl.Trainer) -> Path:
+    """The run's output directory (Hydra's), where PNGs and checkpoints land."""
+    return Path(trainer.default_root_dir)
+
+
+def log_png(trainer: pl.Trainer, key: str, path: Path, caption: str | None = None) -> None:
+    """Send a PNG already written to disk to every W&B logger of the run."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(
+                key=key, images=[str(path)], step=trainer.global_step,
+                caption=[caption] if caption else None,
+            )
+
+
+class SampleGrid(pl.Callback):
+    """Every ``every_n_epochs`` epochs, draw G(fixed z) and save/log it.
+
+    Images become a grid of ``nrow`` columns; 1-D toys the paper's Figure 1 (densities and
+    D(x)); 2-D toys a scatter over the data modes. PNGs go to ``<run dir>/samples/`` whether
+    or not a W&B logger is attached.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, nrow: int = 10, dirname: str = "samples") -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"callbacks.samples.every_n_epochs={every_n_epochs} must be >= 1")
+        self.every_n_epochs = int(every_n_epochs)
+        self.nrow = int(nrow)
+        self.dirname = dirname
+
+    @torch.no_grad()
+    def render(self, trainer: pl.Trainer, module: pl.LightningModule, path: Path) -> Path:
+        dm = trainer.datamodule
+        gen, disc = module.generator, module.discriminator
+        was = gen.training, disc.training
+        gen.eval()
+        disc.eval()
+        try:
+            if dm.is_image:
+                x = gen(module.fixed_z)
+                return vis.save_png(vis.image_grid(x, nrow=self.nrow), path)
+            n = 2000
+            samples = module.sample(n, seed=module.seed + 1)
+            if dm.dim == 1:
+                fig = vis.plot_1d(dm.log_density, samples, disc, dm.value_range)
+            else:
+                fig = vis.plot_2d(samples, getattr(dm, "centers", None), dm.value_range)
+            return vis.save_figure(fig, path)
+        finally:
+            gen.train(was[0])
+            disc.train(was[1])
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs or not trainer.is_global_zero:
+            return
+        path = run_dir(trainer) / self.dirname / f"epoch{epoch:04d}.png"
+        self.render(trainer, module, path)
+        log_png(trainer, "samples", path, caption=f"epoch {epoch}")

@@ -1,0 +1,98 @@
+"""Toy densities with known closed forms, for watching a GAN learn (and fail) in 1-D and 2-D."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ganlab.data.base import GANDataModule
+
+
+class ToyDataModule(GANDataModule):
+    """Base for generated datasets: ``n_train``/``n_val``/``n_test`` draws from ``seed``."""
+
+    output = "linear"
+
+    def __init__(
+        self,
+        n_train: int = 50_000,
+        n_val: int = 5_000,
+        n_test: int = 5_000,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.n = {"train": n_train, "val": n_val, "test": n_test}
+        for name, n in self.n.items():
+            if n < 1:
+                raise ValueError(f"data.n_{name}={n} must be a positive integer")
+        self.seed = seed
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def log_density(self, x: Tensor) -> Tensor:
+        """Exact log p_data(x) for rows of x, used for D*(x) and sanity checks."""
+        raise NotImplementedError
+
+    def load(self) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(self.seed)
+        return {name: self.sample(n, g) for name, n in self.n.items()}
+
+
+class Gaussian1D(ToyDataModule):
+    """The paper's Figure 1 setting: one-dimensional data from N(mean, std^2)."""
+
+    shape = (1,)
+    value_range = (-1.0, 9.0)
+
+    def __init__(self, mean: float = 4.0, std: float = 0.5, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if std <= 0:
+            raise ValueError(f"data.std={std} must be positive")
+        self.mean, self.std = float(mean), float(std)
+        self.value_range = (self.mean - 8 * self.std, self.mean + 8 * self.std)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        return self.mean + self.std * torch.randn(n, 1, generator=generator)
+
+    def log_density(self, x: Tensor) -> Tensor:
+        x = x.reshape(len(x))
+        return -0.5 * ((x - self.mean) / self.std) ** 2 - math.log(self.std * math.sqrt(2 * math.pi))
+
+
+class Ring(ToyDataModule):
+    """A mixture of ``modes`` isotropic Gaussians evenly spaced on a circle.
+
+    The standard mode-collapse toy (tutorial Figure 22): a collapsing generator visits one
+    mode at a time instead of covering all of them.
+    """
+
+    shape = (2,)
+
+    def __init__(self, modes: int = 8, radius: float = 2.0, std: float = 0.02, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if modes < 1 or radius <= 0 or std <= 0:
+            raise ValueError(
+                f"data.modes={modes}, data.radius={radius}, data.std={std}: "
+                "modes must be >= 1, radius and std positive"
+            )
+        self.modes, self.radius, self.std = int(modes), float(radius), float(std)
+        r = self.radius + 4 * self.std
+        self.value_range = (-1.25 * r, 1.25 * r)
+
+    @property
+    def centers(self) -> Tensor:
+        angles = torch.arange(self.modes, dtype=torch.float32) * (2 * math.pi / self.modes)
+        return self.radius * torch.stack([angles.cos(), angles.sin()], dim=1)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        idx = torch.randint(self.modes, (n,), generator=generator)
+        return self.centers[idx] + self.std * torch.randn(n, 2, generator=generator)
+
+    def log_density(self, x: Tensor) -> Tensor:
+        d2 = torch.cdist(x.float(), self.centers).pow(2)
+        comp = -d2 / (2 * self.std**2) - math.log(2 * math.pi * self.std**2)
+        return torch.logsumexp(comp, dim=1) - math.log(self.modes)

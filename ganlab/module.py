@@ -1,0 +1,228 @@
+"""The GAN as one LightningModule with manual optimisation (Algorithm 1 of the paper)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from ganlab.losses import GANLoss
+from ganlab.noise import NoisePrior
+from ganlab.optim import LinearMomentum, exponential_decay
+
+UPDATES = ("alternating", "simultaneous")
+
+
+def _grad_norm(params: Iterator[nn.Parameter]) -> Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+class GAN(pl.LightningModule):
+    """Generator, discriminator, game and optimisers of one GAN experiment.
+
+    Every training step receives ``k`` minibatches of real data (the datamodule draws
+    ``k * batch_size`` examples) and, with ``update="alternating"`` (the paper's Algorithm
+    1), takes ``k`` discriminator steps, each on a fresh real minibatch and fresh noise, then
+    one generator step on fresh noise. ``update="simultaneous"`` (the paper's code, and the
+    tutorial's recommendation) updates both networks from one forward pass: the same
+    samples and the same discriminator dropout masks; it needs ``k=1``.
+
+    Args:
+        generator, discriminator: networks (see :mod:`ganlab.networks`).
+        loss: the game (:mod:`ganlab.losses`).
+        optimizer: a partial ``optimizer(params)``, used for both networks unless
+            ``d_optimizer`` is given.
+        noise: the prior p_z.
+        k: discriminator steps per generator step.
+        schedule: ``lr_decay``/``min_lr`` (per update) and ``momentum_final``/
+            ``momentum_start``/``momentum_saturate`` (per epoch, 1-based).
+        seed: seeds the noise stream (per DDP rank) and the fixed noise for sample grids.
+        n_fixed: size of the fixed noise batch that sample grids are drawn from.
+        config: the composed run configuration (plain dict), stored in checkpoints so that
+            tools can rebuild the model.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: GANLoss,
+        optimizer: Callable[..., Optimizer],
+        noise: NoisePrior,
+        k: int = 1,
+        update: str = "alternating",
+        d_optimizer: Callable[..., Optimizer] | None = None,
+        schedule: dict[str, Any] | None = None,
+        seed: int = 0,
+        n_fixed: int = 100,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if int(k) < 1:
+            raise ValueError(f"k={k} must be an integer >= 1 (discriminator steps per G step)")
+        if update not in UPDATES:
+            raise ValueError(f"update={update!r} is not one of {UPDATES}")
+        if update == "simultaneous" and int(k) != 1:
+            raise ValueError(f"update=simultaneous needs k=1, got k={k}; use update=alternating")
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss = loss
+        self.noise = noise
+        self.k = int(k)
+        self.update = update
+        self.g_optimizer = optimizer
+        self.d_optimizer = d_optimizer or optimizer
+        self.schedule = dict(schedule or {})
+        self.seed = int(seed)
+        self.config = config
+        self._pending_noise_state: dict | None = None
+        fixed = noise.draw(n_fixed, torch.Generator().manual_seed(self.seed + 12345))
+        self.register_buffer("fixed_z", fixed)
+        self.momentum: list[LinearMomentum] = []
+
+    # ----------------------------------------------------------------- sampling
+    def forward(self, z: Tensor) -> Tensor:
+        return self.generator(z)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 1000) -> Tensor:
+        """``n`` samples from G in eval mode; ``seed`` makes them reproducible."""
+        g = torch.Generator(device=self.device)
+        g.manual_seed(self.seed if seed is None else seed)
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            out = [
+                self.generator(self.noise.draw(min(batch_size, n - i), g, device=self.device))
+                for i in range(0, n, batch_size)
+            ]
+        finally:
+            self.generator.train(was_training)
+        return torch.cat(out)
+
+    # ------------------------------------------------------------- optimisation
+    def configure_optimizers(self):
+        opt_g = self.g_optimizer(self.generator.parameters())
+        opt_d = self.d_optimizer(self.discriminator.parameters())
+        decay = float(self.schedule.get("lr_decay", 1.0))
+        min_lr = float(self.schedule.get("min_lr", 0.0))
+        out = []
+        for name, opt in (("generator", opt_g), ("discriminator", opt_d)):
+            sched = exponential_decay(opt, decay, min_lr)
+            out.append(
+                {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "name": f"lr/{name}"}}
+            )
+        final = self.schedule.get("momentum_final")
+        self.momentum = [
+            LinearMomentum(
+                opt,
+                final=None if final is None else float(final),
+                start=int(self.schedule.get("momentum_start", 1)),
+                saturate=int(self.schedule.get("momentum_saturate", 1)),
+            )
+            for opt in (opt_g, opt_d)
+        ]
+        return tuple(out)
+
+    def on_fit_start(self) -> None:
+        self.noise.seed(self.seed, self.global_rank, self.device)
+        if self._pending_noise_state is not None:
+            self.noise.load_state_dict(self._pending_noise_state, self.device)
+            self._pending_noise_state = None
+
+    def on_train_epoch_start(self) -> None:
+        for ramp in self.momentum:
+            ramp.step(self.current_epoch + 1)
+        self.log("train/momentum", self.momentum[0].get_momentum(), on_step=False, on_epoch=True)
+
+    def _d_step(self, real: Tensor, opt_d, sched_d) -> dict[str, Tensor]:
+        with torch.no_grad():
+            fake = self.generator(self.noise.sample(len(real)))
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake)
+        loss_d = self.loss.discriminator(real_logits, fake_logits)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        grad_d = _grad_norm(self.discriminator.parameters())
+        opt_d.step()
+        sched_d.step()
+        return {
+            "loss_d": loss_d.detach(),
+            "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+            "grad_norm_d": grad_d,
+        }
+
+    def _g_step(self, n: int, opt_g, sched_g) -> dict[str, Tensor]:
+        self.toggle_optimizer(opt_g)  # D's parameters get no gradient from G's cost
+        fake_logits = self.discriminator(self.generator(self.noise.sample(n)))
+        loss_g = self.loss.generator(fake_logits)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        grad_g = _grad_norm(self.generator.parameters())
+        opt_g.step()
+        sched_g.step()
+        self.untoggle_optimizer(opt_g)
+        return {"loss_g": loss_g.detach(), "grad_norm_g": grad_g}
+
+    def _simultaneous_step(self, real: Tensor, opt_g, opt_d, sched_g, sched_d) -> dict:
+        """Both updates from one forward pass, as the paper's code did."""
+        fake = self.generator(self.noise.sample(len(real)))
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake)
+        loss_d = self.loss.discriminator(real_logits, fake_logits)
+        loss_g = self.loss.generator(fake_logits)
+        d_params = list(self.discriminator.parameters())
+        opt_g.zero_grad(set_to_none=True)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d, retain_graph=True)
+        d_grads = [None if p.grad is None else p.grad.clone() for p in d_params]
+        opt_g.zero_grad(set_to_none=True)  # drop what J(D) sent into G
+        self.manual_backward(loss_g)
+        for p, g in zip(d_params, d_grads, strict=True):  # drop what J(G) sent into D
+            p.grad = g
+        grad_d = _grad_norm(self.discriminator.parameters())
+        grad_g = _grad_norm(self.generator.parameters())
+        opt_d.step()
+        opt_g.step()
+        sched_d.step()
+        sched_g.step()
+        return {
+            "loss_d": loss_d.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+            "grad_norm_d": grad_d,
+            "grad_norm_g": grad_g,
+        }
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        sched_g, sched_d = self.lr_schedulers()
+        chunks = [c for c in batch.tensor_split(self.k) if len(c)]
+        m = len(chunks[0])
+        if self.update == "simultaneous":
+            stats = self._simultaneous_step(batch, opt_g, opt_d, sched_g, sched_d)
+        else:
+            for real in chunks:
+                stats = self._d_step(real, opt_d, sched_d)
+            stats.update(self._g_step(m, opt_g, sched_g))
+        shown = {"loss_d", "loss_g"}
+        for key, value in stats.items():
+            self.log(f"train/{key}", value, prog_bar=key in shown, batch_size=m)
+
+    # ------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["ganlab"] = {"config": self.config, "noise": self.noise.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("ganlab", {})
+        self._pending_noise_state = state.get("noise") or None

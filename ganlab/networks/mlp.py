@@ -1,0 +1,150 @@
+"""Fully connected generator and discriminator (and the paper's maxout discriminator)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+
+import torch
+from torch import Tensor, nn
+
+from ganlab.networks.init import logit_of_marginals, uniform_
+
+OUTPUTS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise ValueError(f"output={output!r} is not one of {sorted(OUTPUTS)}")
+
+
+class MLPGenerator(nn.Module):
+    """z -> ReLU hidden layers -> output layer reshaped to the data's shape.
+
+    Args:
+        noise_dim: dimension of z.
+        shape: shape of one generated example, e.g. (1, 28, 28).
+        hidden: widths of the hidden ReLU layers (paper MNIST: 1200, 1200).
+        output: ``sigmoid`` for data in [0, 1], ``linear`` for unbounded data.
+        irange: uniform initialisation range (paper: 0.05); null keeps PyTorch's default.
+        marginal_bias: initialise the sigmoid output bias from the data's pixel marginals.
+    """
+
+    def __init__(
+        self,
+        noise_dim: int,
+        shape: Sequence[int],
+        hidden: Sequence[int] = (1200, 1200),
+        output: str = "sigmoid",
+        irange: float | None = 0.05,
+        marginal_bias: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_output(output)
+        if noise_dim < 1:
+            raise ValueError(f"noise.dim={noise_dim} must be a positive integer")
+        self.noise_dim = int(noise_dim)
+        self.shape = tuple(int(s) for s in shape)
+        self.marginal_bias = marginal_bias and output == "sigmoid"
+        layers: list[nn.Module] = []
+        width = self.noise_dim
+        for h in hidden:
+            layers += [nn.Linear(width, int(h)), nn.ReLU()]
+            width = int(h)
+        self.out = nn.Linear(width, prod(self.shape))
+        self.body = nn.Sequential(*layers)
+        self.activation = OUTPUTS[output]()
+        uniform_(self, irange)
+
+    @torch.no_grad()
+    def init_from_data(self, train: Tensor) -> None:
+        """Set the output bias from the training data, if ``marginal_bias`` asks for it."""
+        if self.marginal_bias:
+            self.out.bias.copy_(logit_of_marginals(train).to(self.out.bias))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.activation(self.out(self.body(z))).view(len(z), *self.shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """x -> LeakyReLU hidden layers -> one logit, with optional (inverted) dropout.
+
+    ``input_dropout``/``hidden_dropout`` are drop probabilities applied to the input of the
+    first layer and of every later layer (including the output layer), as in the paper's
+    code; set both to 0 to disable dropout.
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        hidden: Sequence[int] = (256, 256),
+        negative_slope: float = 0.2,
+        input_dropout: float = 0.0,
+        hidden_dropout: float = 0.0,
+        irange: float | None = None,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = prod(int(s) for s in shape)
+        for i, h in enumerate(hidden):
+            p = input_dropout if i == 0 else hidden_dropout
+            if p > 0:
+                layers.append(nn.Dropout(p))
+            layers += [nn.Linear(width, int(h)), nn.LeakyReLU(negative_slope)]
+            width = int(h)
+        p = hidden_dropout if hidden else input_dropout
+        if p > 0:
+            layers.append(nn.Dropout(p))
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+        uniform_(self, irange)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).view(len(x))
+
+
+class Maxout(nn.Module):
+    """Dense maxout: an affine map to ``units * pieces`` values, max over each group of
+    ``pieces`` consecutive columns (Pylearn2's grouping)."""
+
+    def __init__(self, in_features: int, units: int, pieces: int) -> None:
+        super().__init__()
+        if units < 1 or pieces < 1:
+            raise ValueError(f"maxout units={units}, pieces={pieces} must be positive")
+        self.units, self.pieces = int(units), int(pieces)
+        self.linear = nn.Linear(in_features, self.units * self.pieces)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x).view(len(x), self.units, self.pieces).amax(dim=-1)
+
+
+class MaxoutDiscriminator(nn.Module):
+    """The paper's MNIST discriminator: maxout layers with dropout, then a sigmoid unit.
+
+    Defaults are ``mnist.yaml``'s: two Maxout(240 x 5) layers, weights U(-0.005, 0.005),
+    dropout include-probability 0.8 on the input and 0.5 before every later layer
+    (inverted dropout, i.e. kept values scaled by 1/p). Returns logits.
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        units: Sequence[int] = (240, 240),
+        pieces: int = 5,
+        input_dropout: float = 0.2,
+        hidden_dropout: float = 0.5,
+        irange: float | None = 0.005,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = prod(int(s) for s in shape)
+        for i, u in enumerate(units):
+            layers += [nn.Dropout(input_dropout if i == 0 else hidden_dropout)]
+            layers += [Maxout(width, int(u), pieces)]
+            width = int(u)
+        layers += [nn.Dropout(hidden_dropout if units else input_dropout), nn.Linear(width, 1)]
+        self.net = nn.Sequential(*layers)
+        uniform_(self, irange)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).view(len(x))
