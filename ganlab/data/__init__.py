@@ -1,10 +1,14 @@
 """Datasets as LightningDataModules that hold every split as one in-memory tensor."""
 
 from ganlab.data.base import GANDataModule, TensorBatches
+from ganlab.data.cifar10 import CIFAR10
 from ganlab.data.mnist import MNIST, FashionMNIST, MissingDataError
+from ganlab.data.tfd import TFD
 from ganlab.data.toy import Gaussian1D, Ring, ToyDataModule
 
 __all__ = [
+    "CIFAR10",
+    "TFD",
     "GANDataModule",
     "TensorBatches",
     "MNIST",

@@ -78,6 +78,11 @@ class GANDataModule(pl.LightningDataModule):
         if shape is not None:
             self.shape = tuple(int(s) for s in shape)
         if output is not None:
+            if output not in ("sigmoid", "linear", "tanh"):
+                raise ValueError(
+                    f"data.output={output!r} is not one of 'sigmoid' (data in [0, 1]), "
+                    "'tanh' (data in [-1, 1]) or 'linear' (unbounded data)"
+                )
             self.output = output
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be a positive integer")

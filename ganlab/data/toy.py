@@ -60,7 +60,8 @@ class Gaussian1D(ToyDataModule):
 
     def log_density(self, x: Tensor) -> Tensor:
         x = x.reshape(len(x))
-        return -0.5 * ((x - self.mean) / self.std) ** 2 - math.log(self.std * math.sqrt(2 * math.pi))
+        z = (x - self.mean) / self.std
+        return -0.5 * z**2 - math.log(self.std * math.sqrt(2 * math.pi))
 
 
 class Ring(ToyDataModule):
