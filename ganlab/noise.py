@@ -50,7 +50,7 @@ class NoisePrior:
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         if "rng" in state:
             self.generator = torch.Generator(device=torch.device(device))
-            self.generator.set_state(state["rng"].cpu() if hasattr(state["rng"], "cpu") else state["rng"])
+            self.generator.set_state(state["rng"].cpu())
 
     def __repr__(self) -> str:
         return f"NoisePrior(dim={self.dim}, kind={self.kind!r})"

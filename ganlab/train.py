@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
     model = build_model(cfg)
     loggers = build_loggers(cfg)
+    for logger in loggers:
+        logger.log_hyperparams(model.config)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False
     )
@@ -87,4 +90,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
             finish = getattr(getattr(logger, "experiment", None), "finish", None)
             if callable(finish) and trainer.is_global_zero:
                 finish()  # one W&B run per multirun job
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if trainer.is_global_zero:
+        write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics, trainer)
+    return metrics
+
+
+def write_metrics(path: Path, metrics: dict[str, float], trainer: pl.Trainer) -> None:
+    """Final metrics of the run, for ``scripts/report.py`` and other tools."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "metrics": metrics,
+        "epoch": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "interrupted": trainer.interrupted,
+    }
+    path.write_text(json.dumps(record, indent=2, sort_keys=True))

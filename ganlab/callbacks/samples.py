@@ -64,8 +64,8 @@ class SampleGrid(pl.Callback):
             disc.train(was[1])
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch + 1
-        if epoch % self.every_n_epochs or not trainer.is_global_zero:
+        epoch = trainer.current_epoch  # 0-based, as Lightning's progress bar and checkpoints
+        if (epoch + 1) % self.every_n_epochs or not trainer.is_global_zero:
             return
         path = run_dir(trainer) / self.dirname / f"epoch{epoch:04d}.png"
         self.render(trainer, module, path)

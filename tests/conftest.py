@@ -1,0 +1,66 @@
+"""Shared fixtures: offline W&B, the repository's configs, a private copy of real MNIST."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+# ../shared/data beside the checkout (CI lays a copy there); GANLAB_SHARED_DATA overrides
+SHARED_DATA = Path(os.environ.get("GANLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _offline_wandb(tmp_path, monkeypatch):
+    """No test may reach the network or write W&B files outside its own folder."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
+
+
+def copy_dataset(name: str, dest: Path) -> Path:
+    src = SHARED_DATA / name
+    if not (src / "raw").is_dir():
+        pytest.skip(f"{src} is absent: real {name} files are needed for this test")
+    shutil.copytree(src, dest / name)
+    for p in (dest / name).rglob("*"):
+        p.chmod(0o644 if p.is_file() else 0o755)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    """A folder holding MNIST/raw/*.gz, copied from ../shared/data (never written there)."""
+    return copy_dataset("MNIST", tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture(scope="session")
+def fashion_root(tmp_path_factory) -> Path:
+    return copy_dataset("FashionMNIST", tmp_path_factory.mktemp("fashion"))
+
+
+def compose(overrides: list[str] | None = None):
+    """The composed config, as ``scripts/train.py`` would see it (without running Hydra)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides or []))
+
+
+def run_train(args: list[str], run_dir: Path, env: dict | None = None, timeout: int = 300):
+    """Run ``scripts/train.py`` in a subprocess, as a user would."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *args]
+    if not any(a.startswith("hydra.run.dir") or a == "-m" for a in args):
+        cmd.append(f"hydra.run.dir={run_dir}")
+    return subprocess.run(
+        cmd, cwd=run_dir.parent, env=full_env, capture_output=True, text=True, timeout=timeout
+    )

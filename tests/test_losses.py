@@ -1,0 +1,80 @@
+"""The three games against their formulas (tutorial §3.2) and Figure 16's gradient story."""
+
+import pytest
+import torch
+
+from ganlab.losses import MaxLikelihood, Minimax, NonSaturating
+
+LOGITS = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.5], dtype=torch.float64)
+
+
+def D(a):
+    return torch.sigmoid(a)
+
+
+def test_discriminator_cost_matches_formula():
+    real, fake = LOGITS, LOGITS.flip(0) * 0.5
+    expected = -0.5 * torch.log(D(real)).mean() - 0.5 * torch.log(1 - D(fake)).mean()
+    for game in (Minimax(), NonSaturating(), MaxLikelihood()):
+        assert torch.allclose(game.discriminator(real, fake), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "game, formula",
+    [
+        (Minimax(), lambda a: 0.5 * torch.log(1 - D(a)).mean()),
+        (NonSaturating(), lambda a: -0.5 * torch.log(D(a)).mean()),
+        (MaxLikelihood(), lambda a: -0.5 * torch.exp(torch.logit(D(a))).mean()),
+    ],
+)
+def test_generator_costs_match_formulas(game, formula):
+    assert torch.allclose(game.generator(LOGITS), formula(LOGITS), atol=1e-10)
+
+
+def test_minimax_is_minus_discriminator_cost_up_to_a_constant():
+    """J(G) = -J(D): the difference is the real-data term, which G cannot change."""
+    real = torch.randn(64, dtype=torch.float64)
+    game = Minimax()
+    for fake in (torch.randn(64, dtype=torch.float64), torch.randn(64, dtype=torch.float64) + 3):
+        const = game.generator(fake) + game.discriminator(real, fake)
+        assert torch.allclose(const, 0.5 * torch.nn.functional.softplus(-real).mean())
+
+
+def test_scale_and_label_smoothing():
+    a = torch.tensor([0.3, -1.2])
+    assert torch.allclose(NonSaturating(scale=1.0).generator(a), 2 * NonSaturating().generator(a))
+    smoothed = Minimax(real_label=0.9).discriminator(a, a)
+    target = 0.9 * -torch.log(D(a)) + 0.1 * -torch.log(1 - D(a))
+    expected = 0.5 * (target.mean() + (-torch.log(1 - D(a))).mean())
+    assert torch.allclose(smoothed, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="real_label"):
+        Minimax(real_label=1.5)
+
+
+def test_costs_are_finite_at_extreme_logits_in_float32():
+    a = torch.tensor([-100.0, -30.0, 30.0, 80.0])
+    for game in (Minimax(), NonSaturating()):
+        assert torch.isfinite(game.discriminator(a, a))
+        assert torch.isfinite(game.generator(a))
+        a_req = a.clone().requires_grad_()
+        game.generator(a_req).backward()
+        assert torch.isfinite(a_req.grad).all()
+
+
+def _grad_wrt_logit(game, a: float) -> float:
+    x = torch.tensor([a], dtype=torch.float64, requires_grad=True)
+    game.generator(x).backward()
+    return float(x.grad)
+
+
+def test_minimax_gradient_vanishes_when_discriminator_rejects():
+    """Tutorial Figure 16: with D(G(z)) -> 0, minimax's gradient -> 0, the heuristic's does not."""
+    rejecting = -10.0  # D(G(z)) ~ 4.5e-5
+    assert abs(_grad_wrt_logit(Minimax(), rejecting)) < 1e-4
+    assert abs(_grad_wrt_logit(NonSaturating(), rejecting)) > 0.49
+    # maximum likelihood is flat there too, and steep once D is fooled
+    assert abs(_grad_wrt_logit(MaxLikelihood(), rejecting)) < 1e-4
+    assert abs(_grad_wrt_logit(MaxLikelihood(), 3.0)) > 5
+    # all three push D(G(z)) up: the cost decreases as the logit increases
+    for game in (Minimax(), NonSaturating(), MaxLikelihood()):
+        assert _grad_wrt_logit(game, 0.0) < 0
