@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
+from conftest import compose
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from conftest import compose
 from ganlab.module import GAN
 
 
@@ -46,9 +46,8 @@ class StepRecorder(pl.Callback):
 
             def post(optimizer, args, kwargs, name=name, before=before):
                 def changed(net, key):
-                    return any(
-                        not torch.equal(a, b) for a, b in zip(net.parameters(), before[key])
-                    )
+                    pairs = zip(net.parameters(), before[key], strict=True)
+                    return any(not torch.equal(a, b) for a, b in pairs)
                 self.events.append(
                     (name, changed(module.generator, "G"), changed(module.discriminator, "D"))
                 )

@@ -6,9 +6,8 @@ import json
 
 import pytest
 import torch
-from PIL import Image
-
 from conftest import run_train
+from PIL import Image
 from wandb_io import history_keys, offline_runs, summary
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
