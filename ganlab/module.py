@@ -132,6 +132,17 @@ class GAN(pl.LightningModule):
         ]
         return tuple(out)
 
+    def setup(self, stage: str) -> None:
+        """Data-dependent initialisation (e.g. the paper's marginal output bias).
+
+        Runs before a checkpoint is restored, so a resumed run keeps its trained weights.
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        init = getattr(self.generator, "init_from_data", None)
+        if stage == "fit" and datamodule is not None and callable(init):
+            datamodule.setup(stage)
+            init(datamodule.split("train"))
+
     def on_fit_start(self) -> None:
         if self.update == "simultaneous" and self.trainer.world_size > 1:
             raise ValueError(

@@ -15,7 +15,7 @@ ARCH = sorted(p.stem for p in (CONF / "arch").glob("*.yaml"))
 LOSS = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 OPTIM = sorted(p.stem for p in (CONF / "optim").glob("*.yaml"))
 # arch options that are built for some datasets only (image shapes)
-IMAGE_ONLY = {"dcgan", "cifar_conv", "cifar_fc"}
+IMAGE_ONLY = {"dcgan", "cifar_conv", "cifar_fc", "tfd_mlp"}
 TOY = {"ring", "gaussian1d"}
 
 
@@ -32,6 +32,8 @@ def test_every_data_arch_combination_instantiates(data, arch):
         pytest.skip(f"{arch} is built for images, {data} is not")
     if arch.startswith("cifar") and data != "cifar10":
         pytest.skip(f"{arch} is the paper's CIFAR-10 architecture")
+    if arch == "tfd_mlp" and data != "tfd":
+        pytest.skip("tfd_mlp is the paper's TFD architecture")
     for loss in LOSS:
         cfg = compose([f"data={data}", f"arch={arch}", f"loss={loss}", "optim=adam"])
         model = instantiate(cfg.model)

@@ -1,0 +1,200 @@
+"""Every ``conf/experiment`` preset composes to the settings of the run it reproduces and builds.
+
+The expected values come from ``original-code-notes.md`` (the paper's code) and the DCGAN
+reference. The paper's CIFAR-10 and TFD networks have tens of millions of parameters: their
+full sizes are checked on the meta device (no memory, no init cost) and they run forward with
+small widths.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CONF, compose
+from hydra.utils import instantiate
+from torch import nn
+
+from ganlab.module import GAN
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+# the paper's SGD schedules (Pylearn2 ExponentialDecay and MomentumAdjustor)
+PAPER_SCHEDULE = {
+    "lr_decay": 1.000004,
+    "min_lr": 1e-6,
+    "momentum_final": 0.7,
+    "momentum_start": 1,
+    "momentum_saturate": 250,
+}
+NO_SCHEDULE = {"lr_decay": 1.0, "min_lr": 0.0, "momentum_final": None}
+SGD = "torch.optim.SGD"
+ADAM = "torch.optim.Adam"
+
+# name: data target, shape, gcn, output, batch, optimiser, lr, noise, update, loss scale,
+#       schedule, epochs, generator / discriminator targets, full-size parameter counts (G, D)
+EXPECTED = {
+    "paper_mnist": dict(
+        data="ganlab.data.MNIST", shape=(1, 28, 28), gcn=None, output="sigmoid", batch=100,
+        optim=SGD, lr=0.1, noise="uniform", update="simultaneous", scale=1.0,
+        schedule=PAPER_SCHEDULE, epochs=300,
+        g="ganlab.networks.MLPGenerator", d="ganlab.networks.MaxoutDiscriminator",
+        params=(2_503_984, 1_231_441),
+    ),
+    "paper_tfd": dict(
+        data="ganlab.data.TFD", shape=(1, 48, 48), gcn=None, output="sigmoid", batch=100,
+        optim=SGD, lr=0.05, noise="gaussian", update="simultaneous", scale=1.0,
+        schedule=PAPER_SCHEDULE, epochs=50,
+        g="ganlab.networks.CIFARFCGenerator", d="ganlab.networks.MaxoutDiscriminator",
+        params=(83_250_304, 21_037_201),
+    ),
+    "paper_cifar10_fc": dict(
+        data="ganlab.data.CIFAR10", shape=(3, 32, 32), gcn=55.0, output="linear", batch=100,
+        optim=SGD, lr=0.025, noise="gaussian", update="simultaneous", scale=1.0,
+        schedule=PAPER_SCHEDULE, epochs=300,
+        g="ganlab.networks.CIFARFCGenerator", d="ganlab.networks.MaxoutDiscriminator",
+        params=(89_395_072, 37_393_601),
+    ),
+    "paper_cifar10_conv": dict(
+        data="ganlab.data.CIFAR10", shape=(3, 32, 32), gcn=55.0, output="linear", batch=128,
+        optim=SGD, lr=0.004, noise="gaussian", update="simultaneous", scale=1.0,
+        schedule=PAPER_SCHEDULE, epochs=300,
+        g="ganlab.networks.CIFARConvGenerator", d="ganlab.networks.CIFARConvDiscriminator",
+        params=(64_825_072, 12_454_073),
+    ),
+    "dcgan_mnist": dict(
+        data="ganlab.data.MNIST", shape=(1, 28, 28), gcn=None, output="sigmoid", batch=128,
+        optim=ADAM, lr=2e-4, noise="gaussian", update="alternating", scale=1.0,
+        schedule=NO_SCHEDULE, epochs=25,
+        g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
+        params=None,
+    ),
+    "dcgan_cifar10": dict(
+        data="ganlab.data.CIFAR10", shape=(3, 32, 32), gcn=None, output="sigmoid", batch=64,
+        optim=ADAM, lr=2e-4, noise="gaussian", update="alternating", scale=1.0,
+        schedule=NO_SCHEDULE, epochs=25,
+        g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
+        params=None,
+    ),
+}
+
+# widths that make the paper's big networks cheap; the layer structure stays the same
+SMALL = {
+    "paper_tfd": [
+        "arch.generator.hidden=16",
+        "arch.discriminator.units=[8,8]",
+    ],
+    "paper_cifar10_fc": [
+        "arch.generator.hidden=16",
+        "arch.discriminator.units=[8,8]",
+    ],
+    "paper_cifar10_conv": [
+        "arch.generator.hidden=200",  # = channels * 10 * 10, still 32x32 images
+        "arch.generator.channels=2",
+        "arch.discriminator.channels=[2,2,4]",
+        "arch.discriminator.dense_units=8",
+    ],
+}
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_every_preset_has_expected_values():
+    assert set(EXPERIMENTS) == set(EXPECTED), "add the new preset's values to EXPECTED"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_preset_settings(name):
+    want = EXPECTED[name]
+    cfg = compose([f"experiment={name}"])
+    assert cfg.data._target_ == want["data"]
+    assert tuple(cfg.data.shape) == want["shape"]
+    assert cfg.data.get("gcn") == want["gcn"]
+    assert cfg.data.output == want["output"]
+    assert cfg.data.batch_size == want["batch"]
+    assert cfg.data.batches_per_step == cfg.k == 1
+    assert cfg.optim._target_ == want["optim"]
+    assert cfg.optim.lr == pytest.approx(want["lr"])
+    if want["optim"] == SGD:
+        assert cfg.optim.momentum == 0.5
+    else:
+        assert list(cfg.optim.betas) == [0.5, 0.999]
+    assert cfg.noise.dim == 100 and cfg.noise.kind == want["noise"]
+    assert cfg["update"] == want["update"]  # cfg.update is DictConfig.update()
+    assert cfg.loss._target_ == "ganlab.losses.NonSaturating"
+    assert cfg.loss.scale == want["scale"] and cfg.loss.real_label == 1.0
+    for key, value in want["schedule"].items():
+        assert cfg.schedule[key] == (pytest.approx(value) if value is not None else None), key
+    assert cfg.trainer.max_epochs == want["epochs"]
+    assert cfg.model.generator._target_ == want["g"]
+    assert cfg.model.discriminator._target_ == want["d"]
+    # networks are sized from the data and follow its output range
+    assert tuple(cfg.model.generator.shape) == want["shape"]
+    assert tuple(cfg.model.discriminator.shape) == want["shape"]
+    assert cfg.model.generator.output == want["output"]
+
+
+def test_paper_tfd_data():
+    cfg = compose(["experiment=paper_tfd"])
+    dm = instantiate(cfg.data)  # reads no file
+    assert dm.fold == 0 and dm.path is None and dm.download is False
+    assert dm.shape == (1, 48, 48) and dm.output == "sigmoid"
+
+
+@pytest.mark.parametrize("name", ["paper_cifar10_fc", "paper_cifar10_conv", "dcgan_cifar10"])
+def test_cifar_data(name):
+    cfg = compose([f"experiment={name}"])
+    dm = instantiate(cfg.data)  # reads no file
+    assert dm.n_val == 10_000 and dm.gcn == EXPECTED[name]["gcn"]
+    assert dm.output == EXPECTED[name]["output"]
+    if dm.gcn is not None:
+        assert dm.value_range == (-3.0, 3.0)
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if EXPECTED[n]["params"]])
+def test_full_size_networks(name):
+    """The paper's parameter counts (original-code-notes section 2), built on the meta device."""
+    cfg = compose([f"experiment={name}"])
+    with torch.device("meta"):
+        g = instantiate(cfg.model.generator)
+        d = instantiate(cfg.model.discriminator)
+    assert (n_params(g), n_params(d)) == EXPECTED[name]["params"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_preset_builds_and_runs(name):
+    want = EXPECTED[name]
+    cfg = compose([f"experiment={name}", *SMALL.get(name, [])])
+    torch.manual_seed(0)
+    model = instantiate(cfg.model)
+    assert isinstance(model, GAN)
+    assert model.update == want["update"] and model.k == 1
+    assert model.noise.kind == want["noise"] and model.loss.scale == want["scale"]
+
+    # optimisers and schedules as the run would build them
+    (g_conf, d_conf) = model.configure_optimizers()
+    for conf in (g_conf, d_conf):
+        opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+        assert type(opt).__name__ == want["optim"].rsplit(".", 1)[1]
+        assert opt.param_groups[0]["lr"] == pytest.approx(want["lr"])
+        opt.step()  # no gradients: a no-op that lets the scheduler step without a warning
+        sched.step()
+        decay = want["schedule"]["lr_decay"]
+        assert opt.param_groups[0]["lr"] == pytest.approx(want["lr"] / decay, rel=1e-12)
+    for ramp in model.momentum:
+        ramp.step(1)
+        assert ramp.get_momentum() == pytest.approx(0.5)
+        ramp.step(250)
+        final = want["schedule"]["momentum_final"]
+        assert ramp.get_momentum() == pytest.approx(0.5 if final is None else final)
+
+    model.train()  # dropout and batch norm as in training
+    with torch.no_grad():
+        x = model.generator(model.noise.draw(2, torch.Generator().manual_seed(0)))
+        assert x.shape == (2, *want["shape"])
+        assert torch.isfinite(x).all()
+        if want["output"] == "sigmoid":
+            assert 0 <= x.min() and x.max() <= 1
+        logits = model.discriminator(x)
+        assert logits.shape == (2,) and torch.isfinite(logits).all()
