@@ -64,3 +64,12 @@ def run_train(args: list[str], run_dir: Path, env: dict | None = None, timeout: 
     return subprocess.run(
         cmd, cwd=run_dir.parent, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_script(name: str, args: list[str], cwd: Path, timeout: int = 300):
+    """Run another script of ``scripts/`` in a subprocess."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / name), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )

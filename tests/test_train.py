@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
-from conftest import run_train
+from conftest import run_script, run_train
 from PIL import Image
 from wandb_io import history_keys, offline_runs, summary
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
+PARZEN = {"parzen/test_ll", "parzen/test_se", "parzen/sigma", "parzen/valid_curve"}
 SCALARS = {
     "train/loss_d", "train/loss_g", "train/d_real", "train/d_fake",
     "train/grad_norm_d", "train/grad_norm_g", "lr/generator", "lr/discriminator",
@@ -26,17 +27,22 @@ def test_ring_run_writes_checkpoint_wandb_run_and_pictures(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_train(
         ["data=ring", "loss=minimax", *SMALL_MLP, "data.n_train=2000", "trainer.max_epochs=2",
-         "trainer.log_every_n_steps=5", "trainer.enable_progress_bar=false"],
+         "trainer.log_every_n_steps=5", "trainer.enable_progress_bar=false",
+         "callbacks.parzen.every_n_epochs=1", "callbacks.parzen.n_samples=500"],
         run_dir,
     )
     _ok(proc)
+    assert (run_dir / "figures" / "samples_2d.png").stat().st_size > 0
+    assert sorted(p.name for p in (run_dir / "parzen").glob("*.png")) == [
+        "epoch0000.png", "epoch0001.png"]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     for epoch in (0, 1):
         assert (run_dir / "samples" / f"epoch{epoch:04d}.png").stat().st_size > 0
     (wandb_run,) = offline_runs(run_dir)
     keys = history_keys(wandb_run)
-    assert SCALARS <= keys, SCALARS - keys
+    assert SCALARS | PARZEN <= keys, (SCALARS | PARZEN) - keys
     info = summary(wandb_run)
+    assert info["summary"]["figures/samples_2d"]["count"] == 1
     assert info["summary"]["samples"]["count"] == 1
     assert info["config"]["loss"]["_target_"] == "ganlab.losses.Minimax"
     assert "loss=minimax" in info["tags"]
@@ -47,13 +53,32 @@ def test_ring_run_writes_checkpoint_wandb_run_and_pictures(tmp_path):
 
 
 def test_mnist_paper_model_short_run(tmp_path, mnist_root):
+    """The default model on real MNIST: checkpoint, W&B run, Parzen, the paper's figures; then
+    scripts/evaluate.py reproduces the logged Parzen number from the checkpoint."""
     run_dir = tmp_path / "run"
     proc = run_train(
         [f"data.root={mnist_root}", "trainer.max_steps=40", "trainer.log_every_n_steps=5",
-         "trainer.enable_progress_bar=false"],
+         "trainer.enable_progress_bar=false", "callbacks.parzen.n_samples=500",
+         "callbacks.parzen.n_valid=200"],
         run_dir,
     )
     _ok(proc)
+    logged = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert logged["parzen/test_se"] > 0 and 0.1 <= logged["parzen/sigma"] <= 1.0
+    # Figure 2: 4 rows of 5 samples + the nearest training image; Figure 3: 8 rows of 10
+    assert Image.open(run_dir / "figures" / "nearest_neighbours.png").size == (6 * 30 + 2,
+                                                                             4 * 30 + 2)
+    assert Image.open(run_dir / "figures" / "interpolation.png").size == (10 * 30 + 2,
+                                                                        8 * 30 + 2)
+    out = tmp_path / "eval.json"
+    proc = run_script("evaluate.py", [f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}",
+                                      "n_samples=500", "n_valid=200", f"out={out}"], tmp_path)
+    _ok(proc)
+    result = json.loads(out.read_text())
+    assert result["test_ll"] == pytest.approx(logged["parzen/test_ll"], abs=1e-3)
+    assert result["sigma"] == pytest.approx(logged["parzen/sigma"], rel=1e-5)
+    assert "Parzen log-likelihood" in proc.stdout
+    assert out.with_suffix(".png").stat().st_size > 0
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     (wandb_run,) = offline_runs(run_dir)
     assert SCALARS <= history_keys(wandb_run)

@@ -39,4 +39,5 @@ def history(wandb_run: Path) -> list[dict]:
 
 
 def history_keys(wandb_run: Path) -> set[str]:
-    return {key for row in history(wandb_run) for key in row}
+    """Logged keys; media such as ``samples._type`` count as their key (``samples``)."""
+    return {key.split(".")[0] for row in history(wandb_run) for key in row}

@@ -20,10 +20,8 @@ def log_png(trainer: pl.Trainer, key: str, path: Path, caption: str | None = Non
     """Send a PNG already written to disk to every W&B logger of the run."""
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_image(
-                key=key, images=[str(path)], step=trainer.global_step,
-                caption=[caption] if caption else None,
-            )
+            extra = {"caption": [caption]} if caption else {}
+            logger.log_image(key=key, images=[str(path)], step=trainer.global_step, **extra)
 
 
 class SampleGrid(pl.Callback):

@@ -1,0 +1,110 @@
+"""Parzen-window log-likelihood during training, logged as ``parzen/*``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+import pytorch_lightning as pl
+import torch
+
+from ganlab import visualization as vis
+from ganlab.callbacks.samples import log_png, run_dir
+from ganlab.evaluation.protocol import parzen_score, plot_valid_curve, sigma_grid
+
+log = logging.getLogger(__name__)
+
+
+class ParzenEvaluation(pl.Callback):
+    """Every ``every_n_epochs`` epochs (and at the end), the paper's Parzen protocol.
+
+    Samples are drawn on every DDP rank with a rank-dependent seed and gathered, so the score
+    does not depend on the number of devices; rank 0 evaluates and the result is broadcast,
+    then logged once. Logs ``parzen/test_ll``, ``parzen/test_se``, ``parzen/sigma`` and a plot
+    of the validation curve over sigma (``<run dir>/parzen/epochNNNN.png``).
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 10,
+        n_samples: int = 10_000,
+        n_valid: int | None = 1000,
+        sigma_start: float = -1.0,
+        sigma_end: float = 0.0,
+        sigma_num: int = 10,
+        seed: int = 1234,
+        at_end: bool = True,
+    ) -> None:
+        if every_n_epochs < 0:
+            raise ValueError(f"eval every_n_epochs={every_n_epochs} must be >= 0 (0: only at end)")
+        if n_samples < 1:
+            raise ValueError(f"eval n_samples={n_samples} must be >= 1")
+        self.every_n_epochs = int(every_n_epochs)
+        self.n_samples = int(n_samples)
+        self.n_valid = n_valid
+        self.sigmas = sigma_grid(sigma_start, sigma_end, sigma_num)
+        self.seed = int(seed)
+        self.at_end = at_end
+        self._last_step = -1
+
+    def _gather_samples(self, trainer: pl.Trainer, module) -> torch.Tensor:
+        world = trainer.world_size
+        per_rank = -(-self.n_samples // world)
+        local = module.sample(per_rank, seed=self.seed + 7919 * trainer.global_rank)
+        if world == 1:
+            return local
+        gathered = module.all_gather(local)  # (world, per_rank, ...)
+        return gathered.flatten(0, 1)[: self.n_samples]
+
+    def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
+        """Score the current generator; returns the ``parzen/*`` values."""
+        epoch = trainer.current_epoch
+        self._last_step = trainer.global_step
+        samples = self._gather_samples(trainer, module)
+        result = None
+        if trainer.is_global_zero:
+            result = parzen_score(
+                module, trainer.datamodule, n_valid=self.n_valid, sigmas=self.sigmas,
+                samples=samples,
+            )
+        result = trainer.strategy.broadcast(result, src=0)
+        metrics = {
+            "parzen/test_ll": result.test_ll,
+            "parzen/test_se": result.test_se,
+            "parzen/sigma": result.sigma,
+        }
+        if trainer.is_global_zero:
+            path = run_dir(trainer) / "parzen" / f"epoch{epoch:04d}.png"
+            vis.save_figure(plot_valid_curve(result, title=f"epoch {epoch}: test "
+                            f"{result.test_ll:.1f} ± {result.test_se:.1f}"), path)
+            log_png(trainer, "parzen/valid_curve", path, caption=f"epoch {epoch}")
+            log.info("epoch %d Parzen: %s", epoch, asdict(result))
+        return metrics
+
+    @staticmethod
+    def _is_last_epoch(trainer: pl.Trainer) -> bool:
+        max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+        if max_epochs is not None and max_epochs > 0 and trainer.current_epoch + 1 >= max_epochs:
+            return True
+        return bool(max_steps and max_steps > 0 and trainer.global_step >= max_steps)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module) -> None:
+        n = self.every_n_epochs
+        due = bool(n) and (trainer.current_epoch + 1) % n == 0
+        if due or (self.at_end and self._is_last_epoch(trainer)):
+            for key, value in self.run(trainer, module).items():
+                module.log(key, value, on_step=False, on_epoch=True, prog_bar=key.endswith("_ll"))
+
+    def on_train_end(self, trainer: pl.Trainer, module) -> None:
+        """Training stopped early (e.g. by another callback): score the final generator.
+
+        ``self.log`` is not allowed here, so the values go straight to the loggers and to
+        ``trainer.callback_metrics`` (from which ``metrics.json`` is written).
+        """
+        if not self.at_end or trainer.global_step == self._last_step or trainer.interrupted:
+            return
+        metrics = self.run(trainer, module)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+        for key, value in metrics.items():
+            trainer.callback_metrics[key] = torch.tensor(value)

@@ -1,0 +1,37 @@
+"""Rebuild a trained GAN and its data from a ganlab checkpoint (for evaluation and figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from ganlab.checkpoint import check_compatible, load_checkpoint
+from ganlab.data.base import GANDataModule
+from ganlab.module import GAN
+
+
+def restore_run(
+    ckpt_path: str | Path, data_root: str | None = None, device: str = "auto"
+) -> tuple[GAN, GANDataModule, dict]:
+    """The model (eval mode, on ``device``), its datamodule and the checkpoint dictionary.
+
+    The checkpoint stores the run's composed config, so the networks are rebuilt exactly as
+    trained; ``data_root`` points the datamodule at another copy of the data.
+    """
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = OmegaConf.create(ckpt["ganlab"]["config"])
+    if data_root is not None:
+        cfg.data.root = str(data_root)
+    model: GAN = instantiate(cfg.model)
+    check_compatible(ckpt, model)
+    model.load_state_dict(ckpt["state_dict"])
+    model.config = ckpt["ganlab"]["config"]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).eval()
+    datamodule: GANDataModule = instantiate(cfg.data)
+    datamodule.setup("test")
+    return model, datamodule, ckpt
