@@ -1,0 +1,111 @@
+"""Load ganlab checkpoints safely, with errors that say what is wrong with the file.
+
+``torch.load(weights_only=True)`` refuses arbitrary pickles, so a checkpoint from elsewhere
+cannot run code; ganlab stores its config as plain containers so that its own files load.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, not ganlab's, or does not fit the model."""
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint at ``path`` as a dict, checked to be a ganlab checkpoint.
+
+    Raises :class:`CheckpointError` for a missing file, a corrupt or truncated one, and a file
+    that is not a ganlab checkpoint (no ``"ganlab"`` entry with the run's config).
+    """
+    path = Path(path)
+    if not path.is_file():
+        where = "is a directory" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"checkpoint {path} {where}; give the path of a .ckpt file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):  # safe loading refused a pickled object
+            raise CheckpointError(
+                f"checkpoint {path} holds pickled Python objects, not only tensors and plain "
+                f"containers, so it was not loaded (weights_only=True): {_unpickler_reason(err)}"
+            ) from None
+        raise _corrupt(path, err) from None
+    except PermissionError as err:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({err.strerror})") from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError... for bad bytes
+        raise _corrupt(path, err) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"checkpoint {path} is not a Lightning checkpoint (no 'state_dict' entry)"
+        )
+    meta = ckpt.get("ganlab")
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise CheckpointError(
+            f"checkpoint {path} is not a ganlab checkpoint (no 'ganlab' entry with the run's "
+            "config); it was not written by ganlab's training"
+        )
+    return ckpt
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _unpickler_reason(err: BaseException) -> str:
+    """The sentence of torch's long weights-only message that names the refused object."""
+    text = " ".join(str(err).split())
+    start = text.find("Unsupported global")
+    if start < 0:
+        return _first_line(err)
+    end = text.find(". ", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def _corrupt(path: Path, err: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: "
+        f"{_first_line(err)[:120]}); use another checkpoint, e.g. an epochNNNN.ckpt beside it"
+    )
+
+
+def check_compatible(ckpt: dict[str, Any], model: nn.Module) -> None:
+    """Raise :class:`CheckpointError` unless ``ckpt``'s weights fit ``model`` name for name.
+
+    Names the first parameter that is missing, unexpected or of another shape, so that "the
+    checkpoint is from another architecture" is told apart from a corrupt file.
+    """
+    saved: dict[str, Any] = ckpt.get("state_dict", {})
+    wanted = model.state_dict()
+    config = (ckpt.get("ganlab") or {}).get("config") or {}
+    arch = config.get("arch", {}) if isinstance(config, dict) else {}
+    targets = [
+        arch.get(part, {}).get("_target_", "?")
+        for part in ("generator", "discriminator")
+        if isinstance(arch.get(part), dict)
+    ]
+    origin = f" (saved with {', '.join(targets)})" if targets else ""
+    for name, tensor in wanted.items():
+        if name not in saved:
+            raise CheckpointError(
+                f"checkpoint from another architecture{origin}: it has no parameter {name!r} "
+                f"of shape {tuple(tensor.shape)}"
+            )
+        if tuple(saved[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"checkpoint from another architecture{origin}: parameter {name!r} has shape "
+                f"{tuple(saved[name].shape)} in the checkpoint, {tuple(tensor.shape)} in the model"
+            )
+    extra = [name for name in saved if name not in wanted]
+    if extra:
+        raise CheckpointError(
+            f"checkpoint from another architecture{origin}: it has parameter {extra[0]!r}, "
+            "which the model lacks"
+        )

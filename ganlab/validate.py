@@ -1,0 +1,220 @@
+"""Check a composed config before anything is built, so bad input fails in seconds, not hours.
+
+Every check raises :class:`ConfigError` with one line that names the option, the value given
+and what is allowed. Rules that a class already owns (the DCGAN image sizes, the schedules'
+ranges) are asked of that class rather than copied here, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from ganlab.module import UPDATES
+from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
+from ganlab.optim import LinearMomentum, exponential_decay
+
+#: free space below which a run refuses to start (its checkpoints would not fit)
+DEFAULT_MIN_FREE_MB = 100.0
+
+#: network classes whose supported data shapes are a rule of their own: cls -> check(shape,
+#: owner) that raises ValueError. A class may instead define ``check_data_shape(shape, owner)``.
+SHAPE_RULES: dict[type, Callable[[Sequence[int], str], Any]] = {
+    DCGANGenerator: dcgan_layout,
+    DCGANDiscriminator: dcgan_layout,
+}
+
+
+class ConfigError(ValueError):
+    """A setting (or the data a setting points to) cannot work; the message says which."""
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    """The value at ``key`` or None; an unresolvable interpolation also counts as unset."""
+    try:
+        return OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+    except Exception:  # e.g. ${hydra:...} outside a Hydra run
+        return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(cfg: DictConfig, key: str, meaning: str) -> None:
+    value = _select(cfg, key)
+    if value is None:
+        return
+    if not _is_int(value) or value < 1:
+        raise ConfigError(f"{key}={value!r} is not allowed: {meaning} must be an integer >= 1")
+
+
+def _check_update(cfg: DictConfig) -> None:
+    update, k = _select(cfg, "update"), _select(cfg, "k")
+    if update is not None and update not in UPDATES:
+        raise ConfigError(f"update={update!r} is not allowed: use one of {', '.join(UPDATES)}")
+    if update == "simultaneous" and k is not None and k != 1:
+        raise ConfigError(
+            f"k={k!r} is not allowed with update=simultaneous (it updates D once per G step): "
+            "use k=1, or update=alternating for k > 1"
+        )
+
+
+def _check_lr(cfg: DictConfig) -> None:
+    lr = _select(cfg, "optim.lr")
+    if lr is None:
+        return
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
+        raise ConfigError(f"optim.lr={lr!r} is not allowed: the learning rate must be a number > 0")
+
+
+def _check_trainer(cfg: DictConfig) -> None:
+    """``-1`` means "no limit" in Lightning; 0 or below -1 would train nothing or is a typo."""
+    for key, what in (("trainer.max_epochs", "epochs"), ("trainer.max_steps", "optimizer steps")):
+        value = _select(cfg, key)
+        if value is None:
+            continue
+        if not _is_int(value) or value == 0 or value < -1:
+            raise ConfigError(
+                f"{key}={value!r} is not allowed: give the number of {what} (an integer >= 1), "
+                "or -1 for no limit"
+            )
+
+
+def _check_schedule(cfg: DictConfig) -> None:
+    """Ask the schedulers themselves, on a throwaway optimiser, whether the settings work."""
+    schedule = _select(cfg, "schedule")
+    if schedule is None:
+        return
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.5)
+    try:
+        exponential_decay(
+            opt, float(schedule.get("lr_decay", 1.0)), float(schedule.get("min_lr", 0.0))
+        )
+        final = schedule.get("momentum_final")
+        LinearMomentum(
+            opt,
+            final=None if final is None else float(final),
+            start=int(schedule.get("momentum_start", 1)),
+            saturate=int(schedule.get("momentum_saturate", 1)),
+        )
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    min_lr = float(schedule.get("min_lr", 0.0))
+    if min_lr < 0:
+        raise ConfigError(f"schedule.min_lr={min_lr!r} is not allowed: it must be >= 0")
+
+
+def _check_shapes(cfg: DictConfig) -> None:
+    """Networks that only work for some data shapes (DCGAN) are asked about ``data.shape``."""
+    shape = _select(cfg, "data.shape")
+    if shape is None:
+        return
+    shape = list(shape)
+    for part in ("generator", "discriminator"):
+        target = _select(cfg, f"arch.{part}._target_")
+        if not target:
+            continue
+        try:
+            cls = get_class(target)
+        except Exception:
+            raise ConfigError(
+                f"arch.{part}._target_={target!r} is not allowed: no such class can be imported"
+            ) from None
+        rule = getattr(cls, "check_data_shape", None)
+        if rule is None:
+            rule = next((r for c, r in SHAPE_RULES.items() if issubclass(cls, c)), None)
+        if rule is None:
+            continue
+        choice = _arch_choice()
+        owner = f"arch={choice} (arch.{part})" if choice else f"arch.{part}={cls.__name__}"
+        try:
+            rule(shape, owner)
+        except ValueError as err:
+            raise ConfigError(f"data.shape={shape} is not allowed: {err}") from None
+
+
+def _arch_choice() -> str | None:
+    """The ``arch=`` option chosen on the command line, when Hydra is running."""
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get("arch")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first setting that cannot work; read-only."""
+    _positive_int(cfg, "k", "k (discriminator steps per generator step)")
+    _check_update(cfg)
+    _check_lr(cfg)
+    _positive_int(cfg, "data.batch_size", "the batch size")
+    _positive_int(cfg, "noise.dim", "the noise dimension")
+    _check_trainer(cfg)
+    _check_schedule(cfg)
+    _check_shapes(cfg)
+
+
+def min_free_mb(cfg: DictConfig | None = None) -> float:
+    """The free-space floor: ``+min_free_mb=`` in the config, else ``$GANLAB_MIN_FREE_MB``."""
+    value = None if cfg is None else _select(cfg, "min_free_mb")
+    if value is None:
+        value = os.environ.get("GANLAB_MIN_FREE_MB", DEFAULT_MIN_FREE_MB)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"min_free_mb={value!r} is not allowed: give a number of megabytes"
+        ) from None
+
+
+def _not_writable(path: Path, reason: str) -> ConfigError:
+    return ConfigError(
+        f"output directory {path} is not writable ({reason}): choose another one with "
+        "hydra.run.dir=<dir> (hydra.sweep.dir=<dir> for -m, paths.output_dir=<dir> in code)"
+    )
+
+
+def check_output_dir(
+    path: str | Path, min_free: float = DEFAULT_MIN_FREE_MB, create: bool = True
+) -> Path:
+    """Make sure a run can write to ``path`` and has ``min_free`` MB to spare there.
+
+    Found at start, an unwritable or full output directory costs seconds; found at the first
+    checkpoint, it costs the epoch (or, on a full disk, leaves a truncated checkpoint).
+    ``create=True`` creates ``path`` and writes a test file; ``create=False`` changes nothing
+    and checks the nearest existing ancestor (for a check before Hydra creates the folder).
+    """
+    path = Path(path)
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".ganlab-write-test-"):
+                pass
+        except OSError as err:
+            raise _not_writable(path, err.strerror or type(err).__name__) from None
+        existing = path
+    else:
+        existing = path.absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise _not_writable(path, f"{existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise _not_writable(path, f"no permission to write in {existing}")
+    free_mb = shutil.disk_usage(existing).free / 2**20
+    if free_mb < min_free:
+        raise ConfigError(
+            f"output directory {path} has only {free_mb:.0f} MB free, less than the "
+            f"{min_free:g} MB a run needs for its checkpoints: free some space, choose another "
+            "hydra.run.dir, or lower the floor with +min_free_mb=<MB> (or $GANLAB_MIN_FREE_MB)"
+        )
+    return path

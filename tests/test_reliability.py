@@ -1,0 +1,450 @@
+"""Bad input fails clearly, divergence is caught, interruptions lose nothing.
+
+Each guarantee of docs/RELIABILITY.md is provoked for real: invalid settings, broken data and
+checkpoint files, a GAN driven to NaN by a huge learning rate, Ctrl-C and SIGTERM mid-run, an
+unreachable W&B server. Most tests train the ring toy in-process (about a second each); two
+run ``scripts/train.py`` as a user would, to check what the terminal shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import REPO, compose, run_train
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ganlab import wandb_setup
+from ganlab.callbacks.guards import DivergenceError, DivergenceGuard, find_nonfinite
+from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint
+from ganlab.data.mnist import MissingDataError
+from ganlab.train import RunFailed, TrainingInterrupted, cli_errors, train
+from ganlab.validate import ConfigError, check_output_dir, validate_config
+
+SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
+# 1000 examples / batch 100 = 10 batches an epoch = 20 optimizer steps (one D, one G step)
+COMMON = [*SMALL_MLP, "logger=none", "trainer.enable_progress_bar=false",
+          "trainer.log_every_n_steps=1"]
+RING = ["data=ring", "data.n_train=1000", *COMMON]
+STEPS_PER_EPOCH = 20
+# what these tests exercise; other default callbacks (pictures, Parzen) only cost time here
+KEEP = {"model_checkpoint", "divergence_guard", "interrupt_checkpoint"}
+# the maximum-likelihood game with lr=1 on the ring: finite through epoch 0, NaN in epoch 1
+DIVERGES = ["loss=maxlikelihood", "optim.lr=1.0", "trainer.max_epochs=5"]
+
+
+def toy_cfg(
+    run_dir: Path, *overrides: str, extra_callbacks: dict | None = None, data: str = "ring"
+) -> DictConfig:
+    """A composed config that ``train`` can run in-process (no ``${hydra:}`` needed)."""
+    base = RING if data == "ring" else [f"data={data}", *COMMON]
+    cfg = compose([*base, f"paths.output_dir={run_dir}", *overrides])
+    with open_dict(cfg):
+        for name in list(cfg.callbacks):
+            if name not in KEEP:
+                del cfg.callbacks[name]
+        for name, conf in (extra_callbacks or {}).items():
+            cfg.callbacks[name] = conf
+    return cfg
+
+
+def one_line(message: str) -> bool:
+    return "\n" not in message.strip()
+
+
+def all_finite(ckpt: dict) -> bool:
+    return all(torch.isfinite(t).all() for t in ckpt["state_dict"].values()
+               if t.is_floating_point())
+
+
+# ------------------------------------------------------------------------- invalid settings
+
+@pytest.mark.parametrize(
+    "overrides, option",
+    [
+        (["k=0"], "k=0"),
+        (["k=-2"], "k=-2"),
+        (["optim.lr=0"], "optim.lr=0"),
+        (["optim.lr=-0.1"], "optim.lr=-0.1"),
+        (["optim=adam", "optim.lr=0"], "optim.lr=0"),
+        (["data.batch_size=0"], "data.batch_size=0"),
+        (["noise.dim=0"], "noise.dim=0"),
+        (["update=sideways"], "update='sideways'"),
+        (["update=simultaneous", "k=3"], "k=3"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+        (["trainer.max_epochs=-5"], "trainer.max_epochs=-5"),
+        (["trainer.max_steps=0"], "trainer.max_steps=0"),
+        (["trainer.max_steps=1.5"], "trainer.max_steps=1.5"),
+        (["schedule.lr_decay=0.5"], "schedule.lr_decay=0.5"),
+        (["schedule.momentum_final=0.7", "schedule.momentum_start=5",
+          "schedule.momentum_saturate=2"], "schedule.momentum_saturate=2"),
+    ],
+)
+def test_invalid_value_gives_one_line_naming_the_option(overrides, option):
+    cfg = compose(["data=ring", *overrides])
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    message = str(err.value)
+    assert one_line(message), message
+    assert option in message, message
+
+
+def test_dcgan_is_asked_which_data_shapes_it_supports():
+    dcgan = {
+        "arch.generator._target_": "ganlab.networks.DCGANGenerator",
+        "arch.discriminator._target_": "ganlab.networks.DCGANDiscriminator",
+    }
+
+    def cfg_for(data: str, shape: list[int] | None = None) -> DictConfig:
+        cfg = compose([f"data={data}"])
+        for key, value in dcgan.items():
+            OmegaConf.update(cfg, key, value)
+        if shape is not None:
+            OmegaConf.update(cfg, "data.shape", shape)
+        return cfg
+
+    validate_config(cfg_for("mnist"))  # 28 = 7 * 2**2: supported
+    for data, shape in (("ring", None), ("mnist", [1, 30, 30]), ("mnist", [1, 28, 32])):
+        with pytest.raises(ConfigError) as err:
+            validate_config(cfg_for(data, shape))
+        message = str(err.value)
+        assert one_line(message) and message.startswith("data.shape=")
+        assert "DCGAN" in message and "H = W = s * 2**n" in message  # the network's own rule
+
+
+def test_the_shipped_configs_pass():
+    for overrides in ([], ["data=ring", "arch=mlp"], ["experiment=paper_mnist"]):
+        validate_config(compose(overrides))
+
+
+def test_constructor_errors_and_config_errors_become_one_line(tmp_path):
+    """What ``scripts/train.py`` does with them: one ``error:`` line, original chained."""
+    with pytest.raises(RunFailed) as err:
+        with cli_errors():
+            train(toy_cfg(tmp_path / "a", "k=0"))
+    assert str(err.value).startswith("error: k=0 is not allowed")
+    assert isinstance(err.value.__cause__, ConfigError)
+    # a check that only the class makes (Ring's std), reported through Hydra's wrapper
+    with pytest.raises(RunFailed) as err:
+        with cli_errors():
+            train(toy_cfg(tmp_path / "b", "data.std=-1"))
+    assert one_line(str(err.value)) and "data.std=-1" in str(err.value)
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        with cli_errors():
+            _ = 1 / 0
+
+
+def test_batch_larger_than_the_training_split(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        train(toy_cfg(tmp_path / "run", "data.n_train=50", "data.batch_size=100"))
+    assert one_line(str(err.value))
+    assert "data.batch_size=100 is larger than the training split (50 examples)" in str(err.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # failed before training
+
+
+# ----------------------------------------------------------------------------- data files
+
+def test_missing_mnist_names_the_files(tmp_path):
+    cfg = toy_cfg(tmp_path / "run", f"data.root={tmp_path / 'empty'}", "data.download=false",
+                  data="mnist")
+    with pytest.raises(MissingDataError) as err:
+        train(cfg)
+    assert "train-images-idx3-ubyte" in str(err.value) and "data.root" in str(err.value)
+
+
+def test_truncated_mnist_file_is_named(tmp_path, mnist_root, monkeypatch):
+    """A half-copied .gz fails its checksum; the (blocked) re-download names the file."""
+    root = tmp_path / "data"
+    shutil.copytree(mnist_root / "MNIST", root / "MNIST")
+    broken = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    broken.chmod(0o644)
+    broken.write_bytes(broken.read_bytes()[: 100_000])
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    cfg = toy_cfg(tmp_path / "run", f"data.root={root}", "data.download=true", data="mnist")
+    with pytest.raises(RunFailed) as err:
+        with cli_errors():
+            train(cfg)
+    message = str(err.value)
+    assert one_line(message)
+    assert "train-images-idx3-ubyte.gz" in message and str(root / "MNIST" / "raw") in message
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A real checkpoint: one epoch of the ring toy."""
+    run_dir = tmp_path_factory.mktemp("trained")
+    train(toy_cfg(run_dir, "trainer.max_epochs=1"))
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def test_checkpoint_loads_and_fits_its_model(trained):
+    ckpt = load_checkpoint(trained)
+    assert ckpt["global_step"] == STEPS_PER_EPOCH
+    model = instantiate(toy_cfg(Path("unused")).model)
+    check_compatible(ckpt, model)
+
+
+def test_missing_corrupt_and_foreign_checkpoints(trained, tmp_path):
+    cases = {
+        "missing": (tmp_path / "nosuch.ckpt", "does not exist"),
+        "truncated": (tmp_path / "truncated.ckpt", "is corrupt or truncated"),
+        "junk": (tmp_path / "junk.ckpt", "is corrupt or truncated"),
+        "foreign": (tmp_path / "foreign.ckpt", "is not a ganlab checkpoint"),
+        "pickle": (tmp_path / "pickle.ckpt", "holds pickled Python objects"),
+    }
+    data = trained.read_bytes()
+    cases["truncated"][0].write_bytes(data[: len(data) // 2])
+    cases["junk"][0].write_bytes(b"not a checkpoint at all")
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 0}, cases["foreign"][0])
+    torch.save({"state_dict": {}, "f": functools.partial(print)}, cases["pickle"][0])
+    for name, (path, expected) in cases.items():
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path)
+        message = str(err.value)
+        assert expected in message and str(path) in message, (name, message)
+        assert one_line(message), (name, message)
+
+
+def test_checkpoint_from_another_architecture(trained):
+    wider = instantiate(toy_cfg(Path("unused"), "arch.generator.hidden=[64]").model)
+    with pytest.raises(CheckpointError) as err:
+        check_compatible(load_checkpoint(trained), wider)
+    message = str(err.value)
+    assert message.startswith("checkpoint from another architecture")
+    assert "'generator.out.weight' has shape (2, 32) in the checkpoint, (2, 64) in the model" \
+        in message
+
+
+def test_resume_from_a_corrupt_checkpoint_fails_before_training(trained, tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(trained.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        train(toy_cfg(tmp_path / "run", f"ckpt_path={bad}"))
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        train(toy_cfg(tmp_path / "run", f"ckpt_path={tmp_path / 'nosuch.ckpt'}"))
+
+
+# ------------------------------------------------------------------------------ divergence
+
+def test_divergence_stops_with_the_network_step_and_last_good_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(DivergenceError) as err:
+        train(toy_cfg(run_dir, *DIVERGES))
+    message = str(err.value)
+    assert one_line(message)
+    step = int(re.search(r"diverged at global step (\d+)", message).group(1))
+    assert step > STEPS_PER_EPOCH  # epoch 0 was fine and was saved
+    assert re.search(r"non-finite .*(generator|discriminator) weights", message), message
+    assert "train/loss_g = -inf" in message  # the logged loss that blew up
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert f"last good checkpoint: {last}" in message and f"ckpt_path={last}" in message
+    ckpt = load_checkpoint(last)
+    assert ckpt["global_step"] < step and all_finite(ckpt)
+    assert not (run_dir / "checkpoints" / "interrupted.ckpt").exists()  # NaNs are not kept
+
+
+def test_rare_checks_still_never_save_a_diverged_model(tmp_path):
+    """With checks far apart, the check before every checkpoint write still catches it."""
+    run_dir = tmp_path / "run"
+    rare = {"_target_": "ganlab.callbacks.guards.DivergenceGuard", "check_every_n_steps": 10**6}
+    with pytest.raises(DivergenceError) as err:
+        train(toy_cfg(run_dir, *DIVERGES, extra_callbacks={"divergence_guard": rare}))
+    assert "at the end of the epoch" in str(err.value) or "before writing" in str(err.value)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert all_finite(ckpt) and ckpt["global_step"] == STEPS_PER_EPOCH
+
+
+def test_check_every_n_steps_limits_device_syncs(tmp_path, monkeypatch):
+    calls: list[str] = []
+    original = DivergenceGuard.check
+
+    def counted(self, trainer, module, when):
+        calls.append(when)
+        return original(self, trainer, module, when)
+
+    monkeypatch.setattr(DivergenceGuard, "check", counted)
+    every5 = {"_target_": "ganlab.callbacks.guards.DivergenceGuard", "check_every_n_steps": 5}
+    train(toy_cfg(tmp_path / "run", "trainer.max_epochs=1",
+                  extra_callbacks={"divergence_guard": every5}))
+    assert calls.count("after a training step") == 2  # 10 batches, every 5th
+
+
+def test_find_nonfinite_names_the_network_and_the_loss():
+    model = instantiate(toy_cfg(Path("unused")).model)
+    assert find_nonfinite(model, {"train/loss_d": torch.tensor(0.3)}) == []
+    with torch.no_grad():
+        model.discriminator.net[1].weight[0, 0] = float("inf")
+    found = find_nonfinite(model, {"train/loss_g": torch.tensor(float("nan"))})
+    assert found == ["train/loss_g = nan", "discriminator weights (net.1.weight)"]
+
+
+def test_cli_reports_divergence_in_one_line(tmp_path):
+    """End to end, as a user sees it: exit status 1, one ``error:`` line, no traceback."""
+    extra = [f"~callbacks.{name}" for name in compose([]).callbacks if name not in KEEP]
+    run_dir = tmp_path / "run"
+    proc = run_train([*RING, *DIVERGES, *extra], run_dir)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "training diverged at global step" in errors[0], proc.stderr
+    assert all_finite(load_checkpoint(run_dir / "checkpoints" / "last.ckpt"))
+    assert "training diverged" in (run_dir / "train.log").read_text()
+
+
+def test_full_traceback_on_request(tmp_path):
+    proc = run_train(["data=ring", "k=0"], tmp_path / "run", env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ConfigError: k=0 is not allowed" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- interruption
+
+class InterruptAt(pl.Callback):
+    """Stops training after batch ``batch`` as a user or a scheduler would."""
+
+    def __init__(self, batch: int, how: str) -> None:
+        self.batch, self.how = batch, how
+        self.seen = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seen += 1
+        if self.seen != self.batch:
+            return
+        if self.how == "sigterm":  # Lightning's handler must be in place, or pytest dies
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            raise KeyboardInterrupt
+
+
+class RecordSteps(pl.Callback):
+    """Remembers the global step at which each batch starts."""
+
+    steps: list[int] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        RecordSteps.steps.append(trainer.global_step)
+
+
+@pytest.mark.parametrize("how", ["keyboard", "sigterm"])
+def test_interrupt_saves_a_checkpoint_and_resume_continues(tmp_path, how):
+    run_dir = tmp_path / "run"
+    stop = {"_target_": f"{__name__}.InterruptAt", "batch": 13, "how": how}
+    with pytest.raises(TrainingInterrupted) as err:
+        train(toy_cfg(run_dir, "trainer.max_epochs=2", extra_callbacks={"stop": stop}))
+    saved = run_dir / "checkpoints" / "interrupted.ckpt"
+    reason = "SIGTERM" if how == "sigterm" else "Ctrl-C"
+    assert str(err.value) == (
+        f"training interrupted ({reason}) at global step 26 (epoch 1); resume with "
+        f"ckpt_path={saved}"
+    )
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # Lightning restored it
+    ckpt = load_checkpoint(saved)
+    assert ckpt["global_step"] == 26 and all_finite(ckpt)
+
+    RecordSteps.steps = []
+    record = {"_target_": f"{__name__}.RecordSteps"}
+    metrics = train(toy_cfg(run_dir, "trainer.max_epochs=2", f"ckpt_path={saved}",
+                            extra_callbacks={"record": record}))
+    assert RecordSteps.steps[0] == 26  # continues where it stopped ...
+    assert RecordSteps.steps[-1] == 2 * STEPS_PER_EPOCH - 2  # ... to the planned end
+    assert len(RecordSteps.steps) == 7 and metrics
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 40
+
+
+# --------------------------------------------------------------------------------- W&B
+
+def test_wandb_online_without_server_falls_back_to_offline(monkeypatch, caplog):
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    start = time.monotonic()
+    assert wandb_setup.choose_mode("online", timeout=3.0) == "offline"
+    assert time.monotonic() - start < 4
+    assert "logging offline instead" in caplog.text
+    cfg = compose(["logger=wandb", "logger.wandb.mode=online"])
+    wandb_setup.apply_wandb_fallback(cfg)
+    assert cfg.logger.wandb.mode == "offline"
+    assert wandb_setup.choose_mode("offline") == "offline"  # no probe needed
+
+
+def test_wandb_probe_never_hangs(monkeypatch):
+    """A black-holed connection (or a DNS lookup that never returns) is abandoned in time."""
+    release = threading.Event()
+
+    def hang(*args, **kwargs):
+        release.wait(30)
+        raise OSError("released")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    start = time.monotonic()
+    try:
+        assert wandb_setup.reachable("https://api.wandb.ai", timeout=0.5) is False
+    finally:
+        release.set()
+    assert time.monotonic() - start < 2
+
+
+def test_wandb_reachable_server_stays_online(monkeypatch):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert wandb_setup.choose_mode("online", timeout=3.0) == "online"
+
+
+# --------------------------------------------------------------------------- output folder
+
+def test_unwritable_output_dir_fails_at_start(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError) as err:
+        train(toy_cfg(blocker / "run"))
+    message = str(err.value)
+    assert one_line(message) and f"output directory {blocker / 'run'} is not writable" in message
+
+
+def test_nearly_full_disk_fails_at_start(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="MB free, less than the 1e\\+12 MB"):
+        check_output_dir(tmp_path / "run", min_free=1e12)
+    monkeypatch.setenv("GANLAB_MIN_FREE_MB", "1e12")
+    with pytest.raises(ConfigError, match="MB free"):
+        train(toy_cfg(tmp_path / "run"))
+    monkeypatch.delenv("GANLAB_MIN_FREE_MB")
+    cfg = toy_cfg(tmp_path / "run")
+    with open_dict(cfg):
+        cfg.min_free_mb = 1e12  # +min_free_mb=... on the command line
+    with pytest.raises(ConfigError, match="MB free"):
+        train(cfg)
+
+
+def test_cli_checks_the_run_dir_before_hydra_creates_it(tmp_path):
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as err:
+        script.preflight(["data=ring", f"hydra.run.dir={blocker / 'run'}"])
+    assert str(err.value).startswith(f"error: output directory {blocker / 'run'} is not writable")
+    script.preflight(["data=ring", f"hydra.run.dir={tmp_path / 'fine'}"])  # nothing raised
+    assert not (tmp_path / "fine").exists()  # and nothing created
+    script.preflight(["--cfg", "job", f"hydra.run.dir={blocker / 'run'}"])  # no job: no check
