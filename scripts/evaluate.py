@@ -1,32 +1,51 @@
-"""Parzen log-likelihood of a checkpoint: ``python scripts/evaluate.py ckpt=<path>``."""
+"""Parzen log-likelihood of checkpoints: ``python scripts/evaluate.py ckpt=<path>``.
+
+``ckpt=[a.ckpt,b.ckpt,...]`` evaluates several (e.g. one per TFD fold, each trained with its
+own ``data.fold``) and adds the paper's TFD aggregate: mean and standard error across them.
+"""
 
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from ganlab import visualization as vis
+from ganlab.evaluation import aggregate_folds
 from ganlab.evaluation.protocol import parzen_score, plot_valid_curve, sigma_grid
 from ganlab.restore import restore_run
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
-def main(cfg: DictConfig) -> float:
-    model, datamodule, _ = restore_run(cfg.ckpt, cfg.data_root, cfg.device)
+def evaluate_one(cfg: DictConfig, ckpt: str, out: Path):
+    model, datamodule, _ = restore_run(ckpt, cfg.data_root, cfg.device)
     result = parzen_score(
         model, datamodule, n_samples=cfg.n_samples, n_valid=cfg.n_valid,
         sigmas=sigma_grid(cfg.sigma_start, cfg.sigma_end, cfg.sigma_num), seed=cfg.seed,
     )
-    out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).with_suffix(".parzen.json")
-    record = {"ckpt": str(cfg.ckpt), "seed": cfg.seed, **asdict(result)}
-    out.write_text(json.dumps(record, indent=2))
+    out.write_text(json.dumps({"ckpt": str(ckpt), "seed": cfg.seed, **asdict(result)}, indent=2))
     vis.save_figure(plot_valid_curve(result), out.with_suffix(".png"))
-    print(f"Parzen log-likelihood: {result.test_ll:.2f} ± {result.test_se:.2f} "
+    print(f"{ckpt}: Parzen log-likelihood {result.test_ll:.2f} ± {result.test_se:.2f} "
           f"(sigma {result.sigma:.4g}, {result.n_samples} samples, {result.n_test} test rows)")
     print(f"wrote {out} and {out.with_suffix('.png')}")
-    return result.test_ll
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    ckpts = list(cfg.ckpt) if isinstance(cfg.ckpt, ListConfig) else [cfg.ckpt]
+    if len(ckpts) == 1:
+        out = Path(cfg.out) if cfg.out else Path(ckpts[0]).with_suffix(".parzen.json")
+        return evaluate_one(cfg, ckpts[0], out).test_ll
+    results = [evaluate_one(cfg, c, Path(c).with_suffix(".parzen.json")) for c in ckpts]
+    mean, se = aggregate_folds(results)
+    print(f"across {len(results)} checkpoints (folds): {mean:.2f} ± {se:.2f} "
+          "(standard error across them, ddof=0)")
+    if cfg.out:
+        Path(cfg.out).write_text(json.dumps({
+            "ckpts": ckpts, "mean": mean, "se": se,
+            "per_ckpt": [asdict(r) for r in results]}, indent=2))
+    return mean
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@ import itertools
 
 import pytest
 import torch
-from conftest import CONF, compose
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
+from conftest import CONF, compose
 from ganlab.module import GAN
 
 DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CONF, compose
 from hydra.utils import instantiate
 from torch import nn
 
+from conftest import CONF, compose
 from ganlab.module import GAN
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

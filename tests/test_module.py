@@ -7,10 +7,10 @@ import copy
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import compose
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
+from conftest import compose
 from ganlab.module import GAN
 
 

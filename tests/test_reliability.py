@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import REPO, compose, run_train
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from conftest import REPO, compose, run_train
 from ganlab import wandb_setup
 from ganlab.callbacks.guards import DivergenceError, DivergenceGuard, find_nonfinite
 from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint

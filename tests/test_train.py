@@ -6,8 +6,9 @@ import json
 
 import pytest
 import torch
-from conftest import run_script, run_train
 from PIL import Image
+
+from conftest import run_script, run_train
 from wandb_io import history_keys, offline_runs, summary
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
@@ -79,6 +80,14 @@ def test_mnist_paper_model_short_run(tmp_path, mnist_root):
     assert result["sigma"] == pytest.approx(logged["parzen/sigma"], rel=1e-5)
     assert "Parzen log-likelihood" in proc.stdout
     assert out.with_suffix(".png").stat().st_size > 0
+    # several checkpoints (TFD: one per fold) add the aggregate across them
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    folds = tmp_path / "folds.json"
+    proc = run_script("evaluate.py", [f"ckpt=[{ckpt},{ckpt}]", "n_samples=500", "n_valid=200",
+                                      f"out={folds}"], tmp_path)
+    _ok(proc)
+    agg = json.loads(folds.read_text())
+    assert agg["mean"] == pytest.approx(result["test_ll"], abs=1e-6) and agg["se"] == 0
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     (wandb_run,) = offline_runs(run_dir)
     assert SCALARS <= history_keys(wandb_run)
