@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import run_script, run_train
-from wandb_io import history_keys, offline_runs, summary
+from wandb_io import history_keys, offline_runs, records, summary
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
 PARZEN = {"parzen/test_ll", "parzen/test_se", "parzen/sigma", "parzen/valid_curve"}
@@ -29,7 +29,8 @@ def test_ring_run_writes_checkpoint_wandb_run_and_pictures(tmp_path):
     proc = run_train(
         ["data=ring", "loss=minimax", *SMALL_MLP, "data.n_train=2000", "trainer.max_epochs=2",
          "trainer.log_every_n_steps=5", "trainer.enable_progress_bar=false",
-         "callbacks.parzen.every_n_epochs=1", "callbacks.parzen.n_samples=500"],
+         "callbacks.parzen.every_n_epochs=1", "callbacks.parzen.n_samples=500",
+         "logger.wandb.log_model=true"],
         run_dir,
     )
     _ok(proc)
@@ -47,6 +48,8 @@ def test_ring_run_writes_checkpoint_wandb_run_and_pictures(tmp_path):
     assert info["summary"]["samples"]["count"] == 1
     assert info["config"]["loss"]["_target_"] == "ganlab.losses.Minimax"
     assert "loss=minimax" in info["tags"]
+    # asked for: the final checkpoint is a W&B model artifact (uploaded by `wandb sync`)
+    assert any(a["type"] == "model" for a in records(wandb_run, "artifact"))
     assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == 2
     # the checkpoint carries the composed config and loads without arbitrary pickles
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)

@@ -23,19 +23,20 @@ def summary(wandb_run: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def history(wandb_run: Path) -> list[dict]:
-    """Every history row of the run (one dict per ``log`` call), from its transaction log."""
+def records(wandb_run: Path, kind: str) -> list[dict]:
+    """The run's transaction-log records of one type (``history``, ``artifact``, ...)."""
     exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
     out = subprocess.run(
         [exe, "leet", "inspect", "--json", str(wandb_run)],
         capture_output=True, text=True, check=True, timeout=60,
     )
-    rows = []
-    for line in out.stdout.splitlines():
-        record = json.loads(line)
-        if record.get("type") == "history":
-            rows.append(record["history"]["item"])
-    return rows
+    found = (json.loads(line) for line in out.stdout.splitlines())
+    return [r[kind] for r in found if r.get("type") == kind]
+
+
+def history(wandb_run: Path) -> list[dict]:
+    """Every history row of the run (one dict per ``log`` call)."""
+    return [r["item"] for r in records(wandb_run, "history")]
 
 
 def history_keys(wandb_run: Path) -> set[str]:
