@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -84,9 +85,12 @@ class GAN(pl.LightningModule):
         self.seed = int(seed)
         self.config = config
         self._pending_noise_state: dict | None = None
+        self._pending_rank_states: list[dict[str, Any]] | None = None
         fixed = noise.draw(n_fixed, torch.Generator().manual_seed(self.seed + 12345))
         self.register_buffer("fixed_z", fixed)
         self.momentum: list[LinearMomentum] = []
+        self._examples = 0  # real examples consumed by this process (throughput logging)
+        self._tick: tuple[float, int] | None = None
 
     # ----------------------------------------------------------------- sampling
     def forward(self, z: Tensor) -> Tensor:
@@ -150,9 +154,37 @@ class GAN(pl.LightningModule):
                 "backward pass to reach both networks); use update=alternating with DDP"
             )
         self.noise.seed(self.seed, self.global_rank, self.device)
-        if self._pending_noise_state is not None:
-            self.noise.load_state_dict(self._pending_noise_state, self.device)
-            self._pending_noise_state = None
+        mine = self._saved_rank_state()
+        noise = mine.get("noise") if mine is not None else self._pending_noise_state
+        if noise and (mine is not None or self.global_rank == 0):
+            self.noise.load_state_dict(noise, self.device)
+        self._pending_noise_state = None
+
+    def on_train_start(self) -> None:
+        """Set the momentum of the current epoch; on resume, restore the global torch RNG.
+
+        A run resumed mid-epoch (or on its last batch) skips ``on_train_epoch_start``, so the
+        ramp is applied here too. The RNG (dropout masks) is restored here rather than when
+        the checkpoint is read because Lightning's own setup between the two may draw from it.
+        """
+        for ramp in self.momentum:
+            ramp.step(self.current_epoch + 1)
+        mine = self._saved_rank_state()
+        self._pending_rank_states = None
+        if mine is None:
+            return
+        if "torch" in mine:
+            torch.set_rng_state(mine["torch"])
+        if "cuda" in mine and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"], self.device)
+
+    def _saved_rank_state(self) -> dict[str, Any] | None:
+        """This rank's random states from the checkpoint being resumed, if it has them."""
+        states = self._pending_rank_states
+        rank = self.global_rank
+        if not states or rank >= len(states):
+            return None
+        return states[rank]
 
     def on_train_epoch_start(self) -> None:
         for ramp in self.momentum:
@@ -230,6 +262,7 @@ class GAN(pl.LightningModule):
             for real in chunks:
                 stats = self._d_step(real, opt_d, sched_d)
             stats.update(self._g_step(m, opt_g, sched_g))
+        self._examples += len(batch)
         if self._logs_this_step():
             self._log_stats(stats, opt_g, opt_d, m)
 
@@ -249,11 +282,46 @@ class GAN(pl.LightningModule):
         for name, opt in (("generator", opt_g), ("discriminator", opt_d)):
             self.log(f"lr/{name}", opt.param_groups[0]["lr"], batch_size=batch_size)
         self.log("train/momentum", self.momentum[0].get_momentum(), batch_size=batch_size)
+        # real examples per second on this rank since the last logged step (no device sync:
+        # averaged over log_every_n_steps steps, queued GPU work evens out)
+        now = time.perf_counter()
+        if self._tick is not None and now > self._tick[0]:
+            rate = (self._examples - self._tick[1]) / (now - self._tick[0])
+            self.log("train/samples_per_sec", rate, batch_size=batch_size)
+        self._tick = (now, self._examples)
 
     # ------------------------------------------------------------- checkpoints
+    def _rank_state(self) -> dict[str, Any]:
+        """This process's random streams: the noise prior's and torch's global ones."""
+        state: dict[str, Any] = {"noise": self.noise.state_dict(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _gather_rank_states(self) -> list[dict[str, Any]]:
+        """Every rank's :meth:`_rank_state`, in rank order (Lightning writes rank 0's file)."""
+        state = self._rank_state()
+        trainer = self._trainer
+        if (trainer is None or trainer.world_size <= 1
+                or not torch.distributed.is_available() or not torch.distributed.is_initialized()):
+            return [state]
+        states: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(states, state)
+        return states
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ganlab"] = {"config": self.config, "noise": self.noise.state_dict()}
+        """Store the config and every rank's random streams, as plain containers and tensors.
+
+        ``"noise"`` (rank 0's stream) is kept for older readers; ``"rng"`` holds one entry per
+        rank so that each DDP rank resumes its own noise and dropout streams.
+        """
+        checkpoint["ganlab"] = {
+            "config": self.config,
+            "noise": self.noise.state_dict(),
+            "rng": self._gather_rank_states(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("ganlab", {})
         self._pending_noise_state = state.get("noise") or None
+        self._pending_rank_states = state.get("rng") or None

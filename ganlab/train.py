@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.accelerators import CPUAccelerator
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from pytorch_lightning.utilities import rank_zero_only
 
 from ganlab.callbacks.guards import DivergenceError, InterruptCheckpoint, last_good_checkpoint
 from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint
@@ -28,6 +34,12 @@ log = logging.getLogger(__name__)
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, MissingDataError, DivergenceError, CheckpointError,
 )
+
+
+#: written to the run directory when a run fails (see :func:`record_failure`)
+ERROR_FILE = "error.txt"
+#: prefix of the counters that :class:`ReportProgress` adds to ``trainer.callback_metrics``
+PROGRESS = "_ganlab_progress/"
 
 
 class TrainingInterrupted(SystemExit):
@@ -55,7 +67,9 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def build_datamodule(cfg: DictConfig) -> GANDataModule:
-    return instantiate(cfg.data)
+    """The datamodule; its training order is seeded by the run's ``seed`` (resumable)."""
+    extra = {} if "shuffle_seed" in cfg.data else {"shuffle_seed": int(cfg.seed)}
+    return instantiate(cfg.data, **extra)
 
 
 def load_data(datamodule: GANDataModule) -> None:
@@ -89,16 +103,36 @@ def build_loggers(cfg: DictConfig) -> list:
     return loggers
 
 
+class ReportProgress(pl.Callback):
+    """Send rank 0's final epoch and step back with the metrics (read by :func:`write_metrics`).
+
+    Under ``ddp_spawn`` the main process's trainer never advances; only
+    ``trainer.callback_metrics`` travels back from the worker processes.
+    """
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.callback_metrics[f"{PROGRESS}epoch"] = torch.tensor(trainer.current_epoch)
+        trainer.callback_metrics[f"{PROGRESS}global_step"] = torch.tensor(trainer.global_step)
+
+
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    return [*callbacks, ReportProgress()]
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
-    """``last`` means ``<run dir>/checkpoints/last.ckpt``; other values are paths."""
+    """``last``: the newer of ``<run dir>/checkpoints/{interrupted,last}.ckpt``; else a path.
+
+    ``interrupted.ckpt`` exists only while a run is unfinished (it is removed when a run ends
+    normally) and is then newer than the end-of-epoch ``last.ckpt``: resuming from it
+    continues mid-epoch, exactly where the run stopped.
+    """
     if ckpt_path in (None, ""):
         return None
     if ckpt_path == "last":
-        path = Path(output_dir) / "checkpoints" / "last.ckpt"
+        folder = Path(output_dir) / "checkpoints"
+        found = [p for p in (folder / "interrupted.ckpt", folder / "last.ckpt") if p.is_file()]
+        path = max(found, key=lambda p: p.stat().st_mtime) if found else folder / "last.ckpt"
     else:
         path = Path(ckpt_path)
     if not path.is_file():
@@ -109,12 +143,70 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     return str(path)
 
 
+def check_launch(trainer: pl.Trainer, sync_batchnorm: bool = False) -> None:
+    """Refuse multi-process settings that would fail or misbehave only once training runs.
+
+    ``strategy=ddp`` starts ranks 1.. by re-executing ``sys.argv``; inside ``-m`` that
+    re-runs the whole sweep in every job (ranks started by torchrun or SLURM are fine).
+    ``sync_batchnorm`` on CPU processes fails at the first batch: torch's SyncBatchNorm has
+    no CPU kernel.
+    """
+    if sync_batchnorm and trainer.world_size > 1 and isinstance(trainer.accelerator,
+                                                                CPUAccelerator):
+        raise ConfigError(
+            "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU kernel); "
+            "use trainer.sync_batchnorm=false on CPU"
+        )
+    launcher = trainer.strategy.launcher
+    if not (isinstance(launcher, _SubprocessScriptLauncher) and trainer.world_size > 1):
+        return
+    if trainer.strategy.cluster_environment.creates_processes_externally:
+        return
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError(
+            f"trainer.strategy ({type(trainer.strategy).__name__}) starts its other processes "
+            "by re-running the command line, which inside a -m sweep re-runs the whole sweep; "
+            "in a sweep use trainer.strategy=ddp_spawn_find_unused_parameters_true (one "
+            "machine) or hydra/launcher=slurm (one SLURM task per device)"
+        )
+
+
+def record_failure(output_dir: str | Path, err: BaseException) -> None:
+    """Write ``<run dir>/error.txt`` (one line) so that a failed sweep job is visible later.
+
+    Hydra's launchers run the remaining jobs of a sweep after one fails and report only the
+    first failure at the end; ``scripts/report.py`` lists every job with this file.
+    """
+    if rank_zero_only.rank != 0:
+        return
+    message = user_error_message(err) or f"{type(err).__name__}: {' '.join(str(err).split())}"
+    path = Path(output_dir)
+    with suppress(OSError):
+        if path.is_dir():
+            (path / ERROR_FILE).write_text(message + "\n")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train one run; returns the final logged metrics as floats.
 
     Checks come first (config, output directory, W&B reachability, data, checkpoint to resume
-    from), so that bad input fails before anything slow or irreversible starts.
+    from), so that bad input fails before anything slow or irreversible starts. A failure is
+    also written to ``<run dir>/error.txt`` (see :func:`record_failure`).
     """
+    output_dir = OmegaConf.select(cfg, "paths.output_dir", default=None,
+                                  throw_on_resolution_failure=False)
+    if output_dir is not None and rank_zero_only.rank == 0:
+        with suppress(OSError):  # a retry in the same folder clears the old record
+            (Path(output_dir) / ERROR_FILE).unlink(missing_ok=True)
+    try:
+        return _train(cfg)
+    except Exception as err:
+        if output_dir is not None:
+            record_failure(output_dir, err)
+        raise
+
+
+def _train(cfg: DictConfig) -> dict[str, float]:
     validate_config(cfg)
     output_dir = check_output_dir(cfg.paths.output_dir, min_free_mb(cfg))
     apply_wandb_fallback(cfg)
@@ -131,6 +223,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False
     )
+    check_launch(trainer, bool(OmegaConf.select(cfg, "trainer.sync_batchnorm", default=False)))
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     except (KeyboardInterrupt, SystemExit) as err:
@@ -154,7 +247,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _scalar_metrics(trainer: pl.Trainer) -> dict[str, float]:
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    return {k: float(v) for k, v in trainer.callback_metrics.items()
+            if v.numel() == 1 and not k.startswith(PROGRESS)}
 
 
 def interrupted_message(trainer: pl.Trainer, err: BaseException) -> str:
@@ -222,10 +316,11 @@ def cli_errors() -> Iterator[None]:
 def write_metrics(path: Path, metrics: dict[str, float], trainer: pl.Trainer) -> None:
     """Final metrics of the run, for ``scripts/report.py`` and other tools."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    sent = trainer.callback_metrics  # rank 0's counters (see ReportProgress)
     record = {
         "metrics": metrics,
-        "epoch": trainer.current_epoch,
-        "global_step": trainer.global_step,
+        "epoch": int(sent.get(f"{PROGRESS}epoch", trainer.current_epoch)),
+        "global_step": int(sent.get(f"{PROGRESS}global_step", trainer.global_step)),
         "interrupted": trainer.interrupted,
     }
     path.write_text(json.dumps(record, indent=2, sort_keys=True))

@@ -16,7 +16,7 @@ PARZEN = {"parzen/test_ll", "parzen/test_se", "parzen/sigma", "parzen/valid_curv
 SCALARS = {
     "train/loss_d", "train/loss_g", "train/d_real", "train/d_fake",
     "train/grad_norm_d", "train/grad_norm_g", "lr/generator", "lr/discriminator",
-    "train/momentum",
+    "train/momentum", "train/samples_per_sec",
 }
 
 

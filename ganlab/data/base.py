@@ -3,16 +3,22 @@
 GAN training reads the same small images thousands of times, so ganlab decodes each dataset
 once into a float tensor and serves minibatches by indexing it (on the training device when
 it fits), instead of decoding and collating image by image.
+
+The training order is a :class:`ResumableSampler`: sharded by DDP rank, and its position
+within the epoch is saved in Lightning checkpoints, so a run stopped mid-epoch resumes on the
+very batch it would have drawn next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 class TensorBatches(Dataset):
@@ -35,6 +41,96 @@ def _identity(batch: Tensor) -> Tensor:
     return batch
 
 
+class ResumableSampler(DistributedSampler):
+    """Epoch-seeded shuffling, sharded by rank, that can resume in the middle of an epoch.
+
+    Epoch ``e`` visits ``randperm(n)`` seeded by ``seed + e``, padded to a multiple of the
+    world size, and rank ``r`` takes every ``num_replicas``-th index from ``r`` (exactly
+    :class:`~torch.utils.data.DistributedSampler`, which it is, so Lightning does not inject
+    its own under DDP). Unlike it, the sampler knows how many batches of the epoch the training
+    loop has received (:class:`ResumableLoader` counts them) and saves that, with the epoch, in
+    :meth:`state_dict`: a plain sampler restarts the epoch with a fresh order on resume.
+
+    Args:
+        dataset: what is indexed (only its length matters).
+        batch_size: indices per batch, to turn "batches done" into indices to skip.
+        num_replicas, rank: the DDP world size and this process's global rank.
+        seed: the order's seed (``${seed}`` in ganlab runs).
+    """
+
+    def __init__(
+        self, dataset: Dataset, batch_size: int, num_replicas: int = 1, rank: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True,
+                         seed=int(seed), drop_last=False)
+        self.batch_size = int(batch_size)
+        self.batches_done = 0  # batches of ``self.epoch`` handed to the training loop
+        self._resume_at = 0    # batches to skip when the next pass starts
+
+    @property
+    def num_batches(self) -> int:
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this before every epoch (and after a restore, with the same epoch)."""
+        if int(epoch) != self.epoch:
+            self.batches_done = self._resume_at = 0
+        super().set_epoch(int(epoch))
+
+    def __iter__(self) -> Iterator[int]:
+        # a generator: the order is drawn at the first batch, after Lightning's set_epoch
+        indices = list(super().__iter__())
+        start, self._resume_at = self._resume_at, 0
+        self.batches_done = start
+        yield from indices[start * self.batch_size:]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.seed, "epoch": self.epoch, "batches_done": self.batches_done,
+                "num_replicas": self.num_replicas, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume where ``state`` stopped; exact when world size and batch size are unchanged.
+
+        Otherwise the pass resumes after the same number of examples (per rank, rounded down
+        to whole batches), a new sharding of the same epoch order.
+        """
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+        done = int(state["batches_done"])
+        old = int(state.get("num_replicas", self.num_replicas)) * int(
+            state.get("batch_size", self.batch_size))
+        new = self.num_replicas * self.batch_size
+        if old != new:
+            done = done * old // new
+        if done >= self.num_batches:  # saved at the end of an epoch: the next one starts
+            self.epoch, done = self.epoch + 1, 0
+        self.batches_done = self._resume_at = done
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that Lightning saves and restores with checkpoints (``state_dict``).
+
+    Lightning's fit loop stores the state of every training loader that has ``state_dict``/
+    ``load_state_dict`` and restores it before the first batch of a resumed run. Batches are
+    counted as the training loop receives them, so worker prefetching does not skew the count.
+    """
+
+    sampler: ResumableSampler
+
+    def __iter__(self) -> Iterator[Any]:
+        sampler = self.sampler
+        for batch in super().__iter__():
+            sampler.batches_done += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state)
+
+
 class GANDataModule(pl.LightningDataModule):
     """Base class: subclasses implement :meth:`load` and set :attr:`shape`.
 
@@ -51,6 +147,11 @@ class GANDataModule(pl.LightningDataModule):
             from it (``${data.shape}``) before any file is read; loading checks it.
         output: generator output layer that suits the data (``${data.output}``).
         num_workers: loader workers; 0 is right for in-memory tensors.
+        shuffle_seed: seed of the training order (epoch ``e`` uses ``shuffle_seed + e``);
+            None: the seed that ``seed_everything`` set (``torch.initial_seed()``).
+
+    Under DDP every rank draws ``batches_per_step * batch_size`` examples per step from its own
+    shard: ``batch_size`` is per device.
     """
 
     #: shape of one example, e.g. (1, 28, 28) or (2,)
@@ -71,6 +172,7 @@ class GANDataModule(pl.LightningDataModule):
         output: str | None = None,
         on_device: bool = True,
         num_workers: int = 0,
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         self.root = str(root)
@@ -92,6 +194,7 @@ class GANDataModule(pl.LightningDataModule):
         self.batches_per_step = int(batches_per_step)
         self.on_device = on_device
         self.num_workers = num_workers
+        self.shuffle_seed = int(torch.initial_seed() if shuffle_seed is None else shuffle_seed)
         self.splits: dict[str, Tensor] = {}
 
     @property
@@ -140,15 +243,25 @@ class GANDataModule(pl.LightningDataModule):
                 self.splits["train"] = x
         return x
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableLoader:
+        """Shuffled per-step batches of this rank's shard, resumable mid-epoch."""
         x = self._train_tensor()
         per_step = self.batch_size * self.batches_per_step
-        sampler = BatchSampler(RandomSampler(range(len(x))), per_step, drop_last=False)
-        return DataLoader(
-            TensorBatches(x),
-            batch_sampler=sampler,
+        trainer = self.trainer
+        world = trainer.world_size if trainer is not None else 1
+        rank = trainer.global_rank if trainer is not None else 0
+        data = TensorBatches(x)
+        sampler = ResumableSampler(data, per_step, num_replicas=world, rank=rank,
+                                   seed=self.shuffle_seed)
+        return ResumableLoader(
+            data,
+            batch_size=per_step,
+            sampler=sampler,
             collate_fn=_identity,
             num_workers=self.num_workers if x.device.type == "cpu" else 0,
+            # the loader's own generator: iterating must not consume the global RNG (dropout
+            # masks), or a resumed run's masks would differ from an uninterrupted run's
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
         )
 
     def split(self, name: str) -> Tensor:

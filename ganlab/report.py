@@ -1,0 +1,211 @@
+"""One table for a Hydra sweep, like the paper's Table 1: a row per setting, mean ± SE over seeds.
+
+``python scripts/report.py <multirun dir>`` reads every job folder below the sweep directory
+(``.hydra/overrides.yaml`` for what the job ran, ``metrics.json`` for what it reached,
+``error.txt`` for why it failed) and groups the jobs by the options the sweep varied, except
+``seed``. Each row gives the number of finished runs and the metric's mean ± standard error:
+
+* two or more seeds: the standard error of the mean **across seeds**,
+  ``std(ddof=1) / sqrt(n_seeds)`` (seed-to-seed variation of the whole training run);
+* one seed: that run's own standard error (``parzen/test_se``: the Parzen estimate's SE over
+  the test examples, the paper's ±), marked ``run`` in the ``SE over`` column.
+
+Failed, interrupted and unfinished jobs are counted per row and listed with their reason
+below the table; they never enter a mean. The table is printed as Markdown and written as CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+#: the paper's Table 1 number and its per-run standard error
+METRIC = "parzen/test_ll"
+RUN_SE = {"parzen/test_ll": "parzen/test_se"}
+SEED = "seed"
+ERROR_FILE = "error.txt"  # written by ganlab.train.record_failure
+
+
+@dataclass
+class Job:
+    """One job folder of a sweep."""
+
+    path: Path
+    overrides: dict[str, str]
+    status: str  # "ok", "failed", "interrupted" or "unfinished"
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    name: str = ""  # the folder relative to the sweep directory, e.g. "3"
+
+
+@dataclass
+class Row:
+    """The jobs of one setting (all swept options equal, seeds aside)."""
+
+    setting: dict[str, str]
+    jobs: list[Job] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    seeds: list[str] = field(default_factory=list)
+    mean: float = math.nan
+    se: float = math.nan
+    se_over: str = ""
+
+    @property
+    def failed(self) -> list[Job]:
+        return [j for j in self.jobs if j.status != "ok"]
+
+
+def parse_overrides(lines: Sequence[str]) -> dict[str, str]:
+    """``["loss=minimax", "+x=1", "~y"]`` -> ``{"loss": "minimax", "x": "1", "y": "~"}``."""
+    out: dict[str, str] = {}
+    for line in lines:
+        line = str(line)
+        if line.startswith("~"):
+            out[line[1:].split("=", 1)[0]] = "~"
+            continue
+        key, _, value = line.lstrip("+").partition("=")
+        out[key] = value
+    return out
+
+
+def load_job(path: Path) -> Job:
+    """Read one job folder (the folder that holds ``.hydra/``)."""
+    lines = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text()) or []
+    job = Job(path=path, overrides=parse_overrides(lines), status="unfinished",
+              reason="no metrics.json (still running, or killed)", name=path.name)
+    error = path / ERROR_FILE
+    metrics = path / "metrics.json"
+    if error.is_file():
+        job.status, job.reason = "failed", error.read_text().strip() or "failed"
+    elif metrics.is_file():
+        record = json.loads(metrics.read_text())
+        job.metrics = {k: float(v) for k, v in (record.get("metrics") or {}).items()}
+        if record.get("interrupted"):
+            job.status = "interrupted"
+            job.reason = f"interrupted at epoch {record.get('epoch')}, global step " \
+                         f"{record.get('global_step')}"
+        else:
+            job.status, job.reason = "ok", ""
+    return job
+
+
+def _job_order(path: Path) -> tuple:
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)
+
+
+def find_jobs(root: str | Path) -> list[Job]:
+    """Every job below ``root`` (a sweep dir, or a folder of sweeps), in job-number order."""
+    root = Path(root)
+    folders = {p.parent.parent for p in root.rglob("overrides.yaml") if p.parent.name == ".hydra"}
+    jobs = []
+    for folder in sorted(folders, key=lambda p: _job_order(p.relative_to(root))):
+        job = load_job(folder)
+        job.name = str(folder.relative_to(root))
+        jobs.append(job)
+    return jobs
+
+
+def swept_keys(jobs: Sequence[Job]) -> list[str]:
+    """Options that differ between jobs (or are missing from some), in order of appearance."""
+    keys: list[str] = []
+    for job in jobs:
+        keys += [k for k in job.overrides if k not in keys]
+    return [k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1]
+
+
+def summarize(jobs: Sequence[Job], metric: str = METRIC) -> tuple[list[str], list[Row]]:
+    """Group ``jobs`` by their swept options except ``seed``; mean ± SE per group."""
+    keys = [k for k in swept_keys(jobs) if k != SEED]
+    rows: dict[tuple, Row] = {}
+    for job in jobs:
+        setting = {k: job.overrides.get(k, "") for k in keys}
+        row = rows.setdefault(tuple(setting.values()), Row(setting=setting))
+        row.jobs.append(job)
+        if job.status == "ok" and metric in job.metrics:
+            row.values.append(job.metrics[metric])
+            row.seeds.append(job.overrides.get(SEED, ""))
+    for row in rows.values():
+        n = len(row.values)
+        if n >= 2:
+            row.mean = statistics.fmean(row.values)
+            row.se = statistics.stdev(row.values) / math.sqrt(n)
+            row.se_over = "seeds"
+        elif n == 1:
+            row.mean = row.values[0]
+            ok = [j for j in row.jobs if j.status == "ok" and metric in j.metrics]
+            row.se = ok[0].metrics.get(RUN_SE.get(metric, ""), math.nan)
+            row.se_over = "run" if not math.isnan(row.se) else ""
+    return keys, list(rows.values())
+
+
+def format_mean_se(mean: float, se: float, digits: int | None = None) -> str:
+    """``225.3 ± 2.1``: by default the SE to two significant digits, the mean to match."""
+    if math.isnan(mean):
+        return "—"
+    if math.isnan(se):
+        return f"{mean:.{2 if digits is None else digits}f}"
+    if digits is None:
+        digits = max(0, 1 - math.floor(math.log10(se))) if se > 0 else 2
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def to_markdown(keys: list[str], rows: list[Row], metric: str = METRIC,
+                digits: int | None = None) -> str:
+    header = [*(keys or ["setting"]), "runs", f"{metric} (mean ± SE)", "SE over", "failed"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [*(row.setting.values() if keys else ["all"]), str(len(row.values)),
+                 format_mean_se(row.mean, row.se, digits), row.se_over or "—",
+                 str(len(row.failed))]
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = [job for row in rows for job in row.failed]
+    if failed:
+        lines += ["", f"Failed or unfinished runs ({len(failed)}):"]
+        shown = [*keys, SEED]
+        for job in failed:
+            which = [k for k in job.overrides if k in shown] or list(job.overrides)
+            overrides = " ".join(f"{k}={job.overrides[k]}" for k in which)
+            lines.append(f"- `{job.name or job.path.name}` ({overrides}): {job.status}: "
+                         f"{job.reason}")
+    return "\n".join(lines)
+
+
+def write_csv(path: str | Path, keys: list[str], rows: list[Row], metric: str = METRIC) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*keys, "runs", "failed", "metric", "mean", "se", "se_over", "seeds"])
+        for row in rows:
+            writer.writerow([*row.setting.values(), len(row.values), len(row.failed), metric,
+                             row.mean, row.se, row.se_over, ";".join(row.seeds)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="report.py", description="Summarise a ganlab sweep (python scripts/train.py -m ...)."
+    )
+    parser.add_argument("sweep_dir", type=Path, help="the multirun directory of the sweep")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="where to write the table as CSV (default: <sweep_dir>/report.csv)")
+    parser.add_argument("--metric", default=METRIC, help=f"metrics.json key (default {METRIC})")
+    parser.add_argument("--digits", type=int, default=None,
+                        help="decimals shown (default: SE to two significant digits)")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        parser.error(f"{args.sweep_dir} is not a directory")
+    jobs = find_jobs(args.sweep_dir)
+    if not jobs:
+        parser.error(f"no job folders (with .hydra/overrides.yaml) below {args.sweep_dir}")
+    keys, rows = summarize(jobs, args.metric)
+    print(to_markdown(keys, rows, args.metric, args.digits))
+    out = args.csv or args.sweep_dir / "report.csv"
+    write_csv(out, keys, rows, args.metric)
+    print(f"\n{len(jobs)} jobs; CSV written to {out}")
+    return 0

@@ -1,0 +1,297 @@
+"""Data-parallel training on CPU: two gloo processes (``ddp_spawn``, as pytest needs).
+
+Three claims are checked for real, each with one spawned run (a few seconds each):
+a short ``trainer=ddp`` run shards the data, keeps both ranks' weights bit-identical after
+every step, all-reduces each backward pass exactly once and writes logs, pictures and
+checkpoints once; and one DDP step with per-rank batch b equals one single-process step with
+batch 2b on the same data and noise. The rest needs no second process.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+from conftest import compose, run_train
+from ganlab.checkpoint import load_checkpoint
+from ganlab.data.base import GANDataModule
+from ganlab.noise import NoisePrior
+from ganlab.train import check_launch, train
+from ganlab.validate import ConfigError
+
+SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]"]
+# what Lightning runs inside pytest; the shipped trainer=ddp uses the subprocess launcher
+SPAWN = ["trainer=ddp", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.enable_progress_bar=false"]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+class CommCounter:
+    """State of a DDP comm hook that counts the buckets it all-reduces."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.buckets: set[int] = set()
+
+
+def counting_allreduce(state: CommCounter, bucket):  # noqa: ANN201 (DDP checks the annotation)
+    """DDP's default all-reduce, counted."""
+    state.calls += 1
+    state.buckets.add(bucket.index())
+    return default_hooks.allreduce_hook(None, bucket)
+
+
+class RankAudit(pl.Callback):
+    """Records, on every rank, what DDP must make differ (data, noise) and agree (weights).
+
+    After every step all parameters are all-gathered and compared bit for bit; a mismatch
+    raises in the worker, which fails the run. Each rank writes ``<path>.<rank>.json``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.record: dict[str, Any] = {"rows": {}, "noise": [], "equal_steps": 0,
+                                       "calls_per_step": []}
+        self.counter = CommCounter()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        trainer.strategy.model.register_comm_hook(self.counter, counting_allreduce)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        rows = self.record["rows"].setdefault(str(trainer.current_epoch), [])
+        rows += [[round(v, 6) for v in row] for row in batch.tolist()]
+        probe = torch.Generator()
+        probe.set_state(pl_module.noise.generator.get_state())  # peek, don't consume
+        self.record["noise"].append(torch.rand(3, generator=probe).tolist())
+        self._calls_before = self.counter.calls
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.record["calls_per_step"].append(self.counter.calls - self._calls_before)
+        flat = torch.cat([p.detach().flatten() for p in pl_module.parameters()])
+        gathered = pl_module.all_gather(flat)
+        assert gathered.shape[0] == trainer.world_size == 2
+        assert torch.equal(gathered[0], gathered[1]), f"ranks differ after step {batch_idx}"
+        self.record["equal_steps"] += 1
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.record["buckets"] = len(self.counter.buckets)
+        self.record["world_size"] = trainer.world_size
+        Path(f"{self.path}.{trainer.global_rank}.json").write_text(json.dumps(self.record))
+
+
+def ddp_cfg(run_dir: Path, *overrides: str, extra_callbacks: dict | None = None) -> DictConfig:
+    cfg = compose(["data=ring", *SMALL_MLP, *SPAWN, f"paths.output_dir={run_dir}", *overrides])
+    with open_dict(cfg):
+        for name, conf in (extra_callbacks or {}).items():
+            cfg.callbacks[name] = conf
+    return cfg
+
+
+# ------------------------------------------------------------------------ a short DDP run
+
+def test_ddp_run_shards_data_syncs_weights_and_writes_once(tmp_path):
+    run_dir = tmp_path / "run"
+    audit = tmp_path / "audit"
+    # 240 examples, 2 ranks, k=2 minibatches of 20 per step: 3 steps an epoch on each rank
+    cfg = ddp_cfg(
+        run_dir, "data.n_train=240", "data.batch_size=20", "k=2", "trainer.max_epochs=2",
+        "logger=csv", "trainer.log_every_n_steps=1", "callbacks.parzen.every_n_epochs=0",
+        "callbacks.parzen.n_samples=200", "callbacks.parzen.n_valid=100",
+        extra_callbacks={"audit": {"_target_": f"{__name__}.RankAudit", "path": str(audit)}},
+    )
+    metrics = train(cfg)
+    assert "parzen/test_ll" in metrics
+    rec = [json.loads(Path(f"{audit}.{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["world_size"] for r in rec] == [2, 2]
+    # the same weights on both ranks after each of the 6 steps (checked bit for bit in-run)
+    assert [r["equal_steps"] for r in rec] == [6, 6]
+    # every backward pass (k=2 D steps + 1 G step) all-reduces each gradient bucket once
+    for r in rec:
+        assert r["calls_per_step"] == [3 * r["buckets"]] * 6, r["calls_per_step"]
+    # each epoch the two ranks see disjoint halves that together are the training set
+    train_rows = {tuple(round(v, 6) for v in row)
+                  for row in instantiate(cfg.data).split("train").tolist()}
+    for epoch in ("0", "1"):
+        a, b = ({tuple(row) for row in r["rows"][epoch]} for r in rec)
+        assert len(a) == len(b) == 120 and not a & b and a | b == train_rows
+    assert rec[0]["rows"]["0"] != rec[0]["rows"]["1"]  # reshuffled per epoch
+    # ... and draw different noise
+    for z0, z1 in zip(rec[0]["noise"], rec[1]["noise"], strict=True):
+        assert z0 != z1
+    # logs, pictures, checkpoints and metrics written once (by rank 0)
+    assert sorted(p.name for p in (run_dir / "csv").iterdir()) == ["version_0"]
+    with open(run_dir / "csv" / "version_0" / "metrics.csv") as f:
+        steps = [row["step"] for row in csv.DictReader(f) if row.get("train/loss_d")]
+    assert len(steps) == len(set(steps)) == 6
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        "epoch0000.png", "epoch0001.png"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "epoch0001.ckpt", "last.ckpt"]
+    assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == 2
+    # the checkpoint keeps each rank's own noise stream, so a resumed run keeps them apart
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    states = ckpt["ganlab"]["rng"]
+    assert len(states) == 2
+    assert not torch.equal(states[0]["noise"]["rng"], states[1]["noise"]["rng"])
+    (loader,) = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert loader == {"seed": 0, "epoch": 1, "batches_done": 3, "num_replicas": 2, "batch_size": 40}
+
+
+# ------------------------------------------------- one DDP step = one step on both batches
+
+K, B, STEPS, WORLD = 2, 8, 2, 2
+
+
+class FixedNoise(NoisePrior):
+    """Noise that depends only on (call number, rank): draw ``i`` of rank ``r`` is fixed.
+
+    ``ranks=None``: this process's own rank (DDP). ``ranks=[0, 1]``: one process plays both
+    ranks and concatenates their draws, as a single batch of twice the size.
+    """
+
+    def __init__(self, dim: int, ranks: list[int] | None = None) -> None:
+        super().__init__(dim, "uniform")
+        self.ranks = ranks
+        self.calls = 0
+
+    def seed(self, seed: int, rank: int = 0, device="cpu") -> None:
+        super().seed(seed, rank, device)
+        self.rank = rank
+
+    def sample(self, n: int, device=None) -> torch.Tensor:
+        ranks = self.ranks or [self.rank]
+        parts = [torch.rand(n // len(ranks), self.dim,
+                            generator=torch.Generator().manual_seed(1000 * self.calls + r))
+                 for r in ranks]
+        self.calls += 1
+        return torch.cat(parts)
+
+
+class FixedBatches(GANDataModule):
+    """``batches[s, r]`` is rank r's real data at step s (k minibatches of B rows).
+
+    On one process the step's batch holds both ranks' rows, minibatch by minibatch, so that
+    each of its k discriminator steps sees exactly the union of the ranks' minibatches.
+    """
+
+    shape = (2,)
+    output = "linear"
+
+    def __init__(self, batches: torch.Tensor, single: bool) -> None:
+        super().__init__(batch_size=B, batches_per_step=K, shape=[2], output="linear")
+        self.batches, self.single = batches, single
+
+    def load(self) -> dict[str, torch.Tensor]:
+        x = self.batches.flatten(0, 2)
+        return {"train": x, "val": x, "test": x}
+
+    def train_dataloader(self) -> Steps:
+        if self.single:
+            return Steps([torch.cat([c for mb in zip(*(b.tensor_split(K) for b in step),
+                                                     strict=True) for c in mb])
+                          for step in self.batches])
+        return Steps([step[self.trainer.global_rank] for step in self.batches])
+
+
+class Steps:
+    """The batches as given (a list would be taken for a list of loaders)."""
+
+    def __init__(self, batches: list[torch.Tensor]) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def fit(model, data, **trainer_kwargs) -> None:
+    trainer = pl.Trainer(accelerator="cpu", max_steps=STEPS * (K + 1), logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, **trainer_kwargs)
+    trainer.fit(model, datamodule=data)
+
+
+def test_one_ddp_step_equals_one_step_on_the_combined_batch():
+    """SGD without momentum, MLPs without dropout, loss = mean over the minibatch: DDP's
+    gradient average over 2 ranks of b examples is the gradient over the 2b examples."""
+    cfg = compose(["data=ring", *SMALL_MLP, "optim.momentum=0", "optim.lr=0.5", f"k={K}",
+                   "loss=minimax", "noise.dim=4"])
+    torch.manual_seed(0)
+    model = instantiate(cfg.model)
+    batches = torch.randn(STEPS, WORLD, K * B, 2, generator=torch.Generator().manual_seed(1))
+    start = copy.deepcopy(model.state_dict())
+
+    single = copy.deepcopy(model)
+    single.noise = FixedNoise(4, ranks=[0, 1])
+    fit(single, FixedBatches(batches, single=True), devices=1)
+
+    ddp = copy.deepcopy(model)
+    ddp.noise = FixedNoise(4)
+    fit(ddp, FixedBatches(batches, single=False), devices=WORLD,
+        strategy="ddp_spawn_find_unused_parameters_true")  # rank 0's weights come back
+
+    only_rank0 = copy.deepcopy(model)  # what a run that did not average would reach
+    only_rank0.noise = FixedNoise(4, ranks=[0])
+    fit(only_rank0, FixedBatches(batches[:, :1], single=True), devices=1)
+
+    ddp_state, single_state = ddp.state_dict(), single.state_dict()
+    for name, value in single_state.items():
+        if name == "fixed_z":
+            continue
+        assert not torch.equal(value, start[name]), f"{name} did not train"
+        torch.testing.assert_close(ddp_state[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    assert any(not torch.allclose(only_rank0.state_dict()[n], v, atol=1e-4)
+               for n, v in single_state.items() if n != "fixed_z")
+
+
+# ------------------------------------------------------------- without a second process
+
+def test_sync_batchnorm_converts_and_needs_gpus():
+    """``trainer.sync_batchnorm=true`` turns every BatchNorm into SyncBatchNorm (Lightning
+    does it in the strategy's setup); torch has no CPU kernel for it, so ganlab says so up
+    front instead of failing at the first batch."""
+    cfg = compose(["data=mnist", "arch=dcgan", *SPAWN, "trainer.sync_batchnorm=true",
+                   "paths.output_dir=unused"])
+    trainer = instantiate(cfg.trainer, logger=False)
+    model = instantiate(cfg.model)
+    synced = trainer.strategy._layer_sync.apply(model)
+    kinds = {type(m).__name__ for m in synced.modules() if "BatchNorm" in type(m).__name__}
+    assert kinds == {"SyncBatchNorm"}
+    with pytest.raises(ConfigError, match="sync_batchnorm=true needs GPUs"):
+        check_launch(trainer, sync_batchnorm=True)
+
+
+def test_simultaneous_update_is_refused_under_ddp():
+    model = instantiate(compose(["data=ring", *SMALL_MLP, "update=simultaneous"]).model)
+    model._trainer = SimpleNamespace(world_size=2, global_rank=0)
+    with pytest.raises(ValueError, match="update=simultaneous runs on one device only"):
+        model.on_fit_start()
+
+
+@pytest.mark.slow
+def test_cli_trainer_ddp_two_processes(tmp_path):
+    """The shipped ``trainer=ddp`` (Lightning re-runs the command line for rank 1)."""
+    run_dir = tmp_path / "run"
+    proc = run_train(["data=ring", *SMALL_MLP, "trainer=ddp", "trainer.accelerator=cpu",
+                      "data.n_train=200", "trainer.max_epochs=1", "logger=csv",
+                      "trainer.enable_progress_bar=false", "callbacks.parzen.n_samples=200"],
+                     run_dir, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == 1
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "train_ddp_process_1.log").is_file()  # rank 1 ran in the same folder
+    assert sorted(p.name for p in (run_dir / "csv").iterdir()) == ["version_0"]

@@ -1,0 +1,173 @@
+"""Exact resume: a run stopped mid-epoch and resumed ends with bit-identical G and D.
+
+Everything that moves a parameter must come back from the checkpoint: both optimisers
+(momentum buffers), both learning-rate schedules, the momentum ramp, the epoch and step
+counters, the noise stream, the global torch RNG (the discriminator's dropout masks) and the
+position in the epoch's data order. The runs train the ring toy in-process (seconds each).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, open_dict
+
+from conftest import compose
+from ganlab.checkpoint import load_checkpoint
+from ganlab.data import Ring
+from ganlab.train import TrainingInterrupted, resolve_ckpt_path, train
+
+# 300 examples, k=2 minibatches of 20 per step: 8 steps an epoch (the last one of 20 rows)
+STEPS_PER_EPOCH = 8
+EPOCHS = 3
+RUN = [
+    "data=ring", "data.n_train=300", "data.batch_size=20", "k=2",
+    "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
+    "arch.discriminator.input_dropout=0.1", "arch.discriminator.hidden_dropout=0.3",
+    "optim.momentum=0.5", "schedule.lr_decay=1.01", "schedule.min_lr=0.05",
+    "schedule.momentum_final=0.9", "schedule.momentum_start=1", "schedule.momentum_saturate=3",
+    f"trainer.max_epochs={EPOCHS}", "logger=none", "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1", "seed=7",
+]
+KEEP = {"model_checkpoint", "divergence_guard", "interrupt_checkpoint"}
+
+
+class StopAt(pl.Callback):
+    """Ctrl-C after the ``batch``-th training step (counted from the start of the run)."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch, self.seen = batch, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seen += 1
+        if self.seen == self.batch:
+            raise KeyboardInterrupt
+
+
+def cfg_for(run_dir: Path, *overrides: str, stop_at: int | None = None) -> DictConfig:
+    cfg = compose([*RUN, f"paths.output_dir={run_dir}", *overrides])
+    with open_dict(cfg):
+        for name in list(cfg.callbacks):
+            if name not in KEEP:
+                del cfg.callbacks[name]
+        if stop_at is not None:
+            cfg.callbacks["stop"] = {"_target_": f"{__name__}.StopAt", "batch": stop_at}
+    return cfg
+
+
+def final_state(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """The final state of the same run, never interrupted."""
+    run_dir = tmp_path_factory.mktemp("reference")
+    train(cfg_for(run_dir))
+    return final_state(run_dir)
+
+
+def assert_same_training_state(got: dict, want: dict) -> None:
+    for name, value in want["state_dict"].items():
+        assert torch.equal(got["state_dict"][name], value), name
+    for opt_got, opt_want in zip(got["optimizer_states"], want["optimizer_states"], strict=True):
+        assert opt_got["param_groups"] == opt_want["param_groups"]
+        for key, state in opt_want["state"].items():
+            assert torch.equal(opt_got["state"][key]["momentum_buffer"], state["momentum_buffer"])
+    assert got["lr_schedulers"] == want["lr_schedulers"]
+    assert (got["epoch"], got["global_step"]) == (want["epoch"], want["global_step"])
+
+
+@pytest.mark.parametrize("stop_at, position", [(11, (1, 3)), (STEPS_PER_EPOCH, (0, 8))],
+                         ids=["mid-epoch", "last-batch-of-epoch"])
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(
+    tmp_path, reference, stop_at, position
+):
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="ckpt_path=.*interrupted.ckpt"):
+        train(cfg_for(run_dir, stop_at=stop_at))
+    saved = load_checkpoint(run_dir / "checkpoints" / "interrupted.ckpt")
+    assert saved["global_step"] == 3 * stop_at  # k + 1 = 3 optimizer steps per batch
+    (loader,) = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert (loader["epoch"], loader["batches_done"]) == position
+    # one override resumes the run directory: ckpt_path=last takes interrupted.ckpt, the newer
+    assert resolve_ckpt_path("last", run_dir) == str(run_dir / "checkpoints" / "interrupted.ckpt")
+    train(cfg_for(run_dir, "ckpt_path=last"))
+    assert not (run_dir / "checkpoints" / "interrupted.ckpt").exists()
+    assert_same_training_state(final_state(run_dir), reference)
+    assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == EPOCHS
+
+
+def test_resume_without_the_saved_streams_diverges(tmp_path, reference):
+    """The test has teeth: drop the RNG states and the data position from the checkpoint
+    and the resumed run ends elsewhere."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(cfg_for(run_dir, stop_at=11))
+    path = run_dir / "checkpoints" / "interrupted.ckpt"
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["ganlab"]["rng"]
+    del ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    torch.save(ckpt, path)
+    train(cfg_for(run_dir, f"ckpt_path={path}"))
+    got = final_state(run_dir)["state_dict"]
+    assert not all(torch.equal(got[n], v) for n, v in reference["state_dict"].items())
+
+
+def test_sampler_resumes_mid_epoch_and_shards_by_rank():
+    data = Ring(n_train=50, batch_size=4, shuffle_seed=3)
+    data.setup()
+    loader = data.train_dataloader()
+    loader.sampler.set_epoch(2)
+    it = iter(loader)
+    head = [next(it) for _ in range(5)]
+    state = loader.state_dict()
+    assert state == {"seed": 3, "epoch": 2, "batches_done": 5, "num_replicas": 1,
+                     "batch_size": 4}
+    tail = list(it)
+    again = Ring(n_train=50, batch_size=4, shuffle_seed=3)
+    again.setup()
+    resumed = again.train_dataloader()
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(2)  # what Lightning does next: the same epoch keeps the position
+    assert [b.tolist() for b in resumed] == [b.tolist() for b in tail]
+    assert sum(len(b) for b in head + tail) == 50
+    # an epoch-end state starts the next epoch
+    resumed.load_state_dict({**state, "batches_done": 13})
+    assert (resumed.sampler.epoch, resumed.sampler.batches_done) == (3, 0)
+    # two ranks: disjoint halves of the same epoch order
+    halves = []
+    for rank in (0, 1):
+        sampler = type(loader.sampler)(range(50), 4, num_replicas=2, rank=rank, seed=3)
+        halves.append(list(sampler))
+    assert not set(halves[0]) & set(halves[1]) and set(halves[0]) | set(halves[1]) == set(
+        range(50))
+
+
+@pytest.mark.slow
+def test_ddp_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
+    """Two ranks (``ddp_spawn``): each resumes its own noise stream, RNG and data shard.
+
+    ``ddp_spawn`` runs ``on_exception`` in the main process only, so the interruption here is
+    a mid-epoch checkpoint of the reference run (``every_n_train_steps``) resumed to the end.
+    """
+    ddp = ["trainer=ddp", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+           "trainer.accelerator=cpu", "trainer.devices=2", "data.n_train=200",
+           "trainer.max_epochs=2"]  # 100 examples a rank: 3 steps an epoch
+    mid = {"_target_": "pytorch_lightning.callbacks.ModelCheckpoint",
+           "dirpath": str(tmp_path / "mid"), "filename": "step{step}",
+           "every_n_train_steps": 12, "save_top_k": -1, "auto_insert_metric_name": False}
+    ref_dir, run_dir = tmp_path / "reference", tmp_path / "resumed"
+    cfg = cfg_for(ref_dir, *ddp)
+    with open_dict(cfg):
+        cfg.callbacks["mid"] = mid
+    train(cfg)
+    (saved,) = (tmp_path / "mid").glob("step12.ckpt")  # batch 4 of 6: mid epoch 1
+    ckpt = load_checkpoint(saved)
+    assert len(ckpt["ganlab"]["rng"]) == 2
+    train(cfg_for(run_dir, *ddp, f"ckpt_path={saved}"))
+    assert_same_training_state(final_state(run_dir), final_state(ref_dir))

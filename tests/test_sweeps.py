@@ -1,0 +1,172 @@
+"""Sweeps: every shipped launcher runs all jobs, a failed job is recorded, report.py sums up.
+
+Each launcher test runs two tiny ring jobs through ``scripts/train.py -m`` (one of them with
+an invalid ``data.std``), as a user would; the report is checked on a fake sweep folder (exact
+numbers) and on a real one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+
+from conftest import CONF, run_script, run_train
+from ganlab import report
+
+TINY = ["data=ring", "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
+        "data.n_train=300", "trainer.max_epochs=1", "logger=csv",
+        "trainer.enable_progress_bar=false", "callbacks.parzen.n_samples=300"]
+BAD_STD = "data.modes=8, data.radius=2.0, data.std=-1: modes must be >= 1, radius and std positive"
+
+
+def sweep(tmp_path: Path, *args: str, timeout: int = 300):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_train(["-m", *TINY, *args, f"hydra.sweep.dir={sweep_dir}"], tmp_path / "unused",
+                     timeout=timeout)
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return proc, jobs
+
+
+def overrides(job: Path) -> list[str]:
+    return yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+
+
+@pytest.mark.parametrize("launcher", [
+    ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],  # the SLURM stand-in
+], ids=["joblib", "submitit_local"])
+def test_launcher_runs_every_job_and_records_the_failed_one(tmp_path, launcher):
+    plugin = launcher[0].split("=")[1].split("_")[0]  # joblib / submitit
+    pytest.importorskip(f"hydra_plugins.hydra_{plugin}_launcher",
+                        reason="pip install -e '.[launchers]'")
+    proc, jobs = sweep(tmp_path, *launcher, "data.std=-1,0.02")
+    # the sweep reports the failure (exit status 1, one error line) after all jobs ran
+    assert proc.returncode == 1 and f"error: {BAD_STD}" in proc.stderr, proc.stderr[-3000:]
+    assert [p.name for p in jobs] == ["0", "1"]
+    bad, good = jobs
+    assert "data.std=-1" in overrides(bad) and "data.std=0.02" in overrides(good)
+    assert (bad / "error.txt").read_text().strip() == BAD_STD
+    assert not (bad / "metrics.json").exists()
+    assert json.loads((good / "metrics.json").read_text())["metrics"]["parzen/test_ll"] < 0
+    assert (good / "checkpoints" / "last.ckpt").is_file()
+    assert (good / "csv" / "version_0" / "metrics.csv").is_file()
+    assert not (good / "error.txt").exists()
+
+
+def test_report_on_a_real_sweep(tmp_path):
+    """The basic launcher: 4 jobs, the 2 with data.std=-1 fail, the others still run."""
+    proc, jobs = sweep(tmp_path, "data.std=-1,0.02", "seed=0,1")
+    assert proc.returncode == 1 and BAD_STD in proc.stderr
+    assert [(j / "error.txt").exists() for j in jobs] == [True, True, False, False]
+    values = [json.loads((j / "metrics.json").read_text())["metrics"]["parzen/test_ll"]
+              for j in jobs[2:]]
+    out = run_script("report.py", [str(tmp_path / "sweep")], tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "| data.std | runs | parzen/test_ll (mean ± SE) | SE over | failed |"
+    assert lines[2] == "| -1 | 0 | — | — | 2 |"
+    assert lines[3].startswith("| 0.02 | 2 | ") and lines[3].endswith(" | seeds | 0 |")
+    assert f"- `0` (data.std=-1 seed=0): failed: {BAD_STD}" in lines
+    with open(tmp_path / "sweep" / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert float(rows[1]["mean"]) == pytest.approx(statistics.fmean(values))
+    assert float(rows[1]["se"]) == pytest.approx(statistics.stdev(values) / math.sqrt(2))
+
+
+def test_ddp_that_reruns_the_command_line_is_refused_in_a_sweep(tmp_path):
+    proc, (job,) = sweep(tmp_path, "trainer=ddp", "trainer.accelerator=cpu")
+    assert proc.returncode == 1
+    assert "re-runs the whole sweep" in (job / "error.txt").read_text()
+    assert "ddp_spawn_find_unused_parameters_true" in proc.stderr
+
+
+def test_slurm_preset_follows_the_trainer():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                        reason="pip install -e '.[launchers]'")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["hydra/launcher=slurm", "trainer=ddp",
+                                                 "trainer.devices=4", "trainer.num_nodes=2"],
+                            return_hydra_config=True)
+        single = hydra_compose("config", overrides=["hydra/launcher=slurm"],
+                               return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher.max_num_timeout == 0 and launcher.timeout_min > 0
+    assert (single.hydra.launcher.nodes, single.hydra.launcher.tasks_per_node) == (1, 1)
+
+
+# ------------------------------------------------------------------ report on a fake sweep
+
+def fake_job(root: Path, num: int, overrides: list[str], metrics: dict | None = None,
+             error: str | None = None, interrupted: bool = False) -> None:
+    job = root / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if metrics is not None:
+        record = {"metrics": metrics, "epoch": 3, "global_step": 60, "interrupted": interrupted}
+        (job / "metrics.json").write_text(json.dumps(record))
+    if error is not None:
+        (job / "error.txt").write_text(error + "\n")
+
+
+def test_report_groups_by_swept_options_and_averages_over_seeds(tmp_path, capsys):
+    root = tmp_path / "multirun"
+    lls = {("minimax", 0): 200.0, ("minimax", 1): 210.0, ("minimax", 2): 230.0,
+           ("nonsaturating", 0): 225.0, ("nonsaturating", 1): 221.0}
+    num = 0
+    for (loss, seed), ll in lls.items():
+        fake_job(root, num, ["data=mnist", f"loss={loss}", f"seed={seed}"],
+                 {"parzen/test_ll": ll, "parzen/test_se": 2.0})
+        num += 1
+    fake_job(root, num, ["data=mnist", "loss=nonsaturating", "seed=2"],
+             error="training diverged at global step 24")
+    fake_job(root, num + 1, ["data=mnist", "loss=maxlikelihood", "seed=0"],
+             {"parzen/test_ll": 150.04, "parzen/test_se": 2.26})
+    fake_job(root, num + 2, ["data=mnist", "loss=maxlikelihood", "seed=1"],
+             {"parzen/test_ll": 1.0}, interrupted=True)
+    fake_job(root, num + 3, ["data=mnist", "loss=maxlikelihood", "seed=2"])  # still running
+    (root / "multirun.yaml").write_text("hydra: {}\n")
+
+    assert report.main([str(root)]) == 0
+    out = capsys.readouterr().out
+    se_minimax = statistics.stdev([200.0, 210.0, 230.0]) / math.sqrt(3)  # 8.8
+    assert f"{se_minimax:.1f}" == "8.8"
+    assert out.splitlines()[:5] == [
+        "| loss | runs | parzen/test_ll (mean ± SE) | SE over | failed |",
+        "|---|---|---|---|---|",
+        "| minimax | 3 | 213.3 ± 8.8 | seeds | 0 |",
+        "| nonsaturating | 2 | 223.0 ± 2.0 | seeds | 1 |",
+        "| maxlikelihood | 1 | 150.0 ± 2.3 | run | 2 |",
+    ]
+    assert "- `5` (loss=nonsaturating seed=2): failed: training diverged at global step 24" in out
+    assert "- `7` (loss=maxlikelihood seed=1): interrupted: interrupted at epoch 3" in out
+    assert "- `8` (loss=maxlikelihood seed=2): unfinished: no metrics.json" in out
+    with open(root / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["loss"] for r in rows] == ["minimax", "nonsaturating", "maxlikelihood"]
+    assert rows[0]["seeds"] == "0;1;2" and rows[1]["failed"] == "1"
+    assert float(rows[0]["se"]) == pytest.approx(se_minimax)
+    assert float(rows[2]["se"]) == 2.26 and rows[2]["se_over"] == "run"
+
+    # --csv elsewhere, fixed decimals
+    assert report.main([str(root), "--csv", str(tmp_path / "t.csv"), "--digits", "0"]) == 0
+    assert "| minimax | 3 | 213 ± 9 | seeds | 0 |" in capsys.readouterr().out
+    assert (tmp_path / "t.csv").is_file()
+
+
+def test_report_helpers():
+    assert report.parse_overrides(["loss=minimax", "+x.y=[1,2]", "~z", "++w=a=b"]) == {
+        "loss": "minimax", "x.y": "[1,2]", "z": "~", "w": "a=b"}
+    assert report.format_mean_se(225.04, 2.1) == "225.0 ± 2.1"
+    assert report.format_mean_se(2057.0, 26.0) == "2057 ± 26"
+    assert report.format_mean_se(-3.81934, 0.00384) == "-3.8193 ± 0.0038"
+    assert report.format_mean_se(float("nan"), float("nan")) == "—"
