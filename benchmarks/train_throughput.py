@@ -108,15 +108,17 @@ def plain_run(cfg, steps: int, warmup: int, device: torch.device) -> float:
     d_params, g_params = list(D.parameters()), list(G.parameters())
 
     def step():
-        if cfg.update == "simultaneous":
+        if cfg["update"] == "simultaneous":
             real = x[torch.randint(0, len(x), (m,), device=device)]
             fake = G(noise(m))
             rl, fl = D(real), D(fake)
             ld, lg = loss.discriminator(rl, fl), loss.generator(fl)
-            opt_d.zero_grad()
-            opt_g.zero_grad()
-            ld.backward(inputs=d_params, retain_graph=True)
-            lg.backward(inputs=g_params)
+            # each cost's gradient w.r.t. its own network only, from one forward pass
+            for p, g in zip(d_params, torch.autograd.grad(ld, d_params, retain_graph=True),
+                            strict=True):
+                p.grad = g
+            for p, g in zip(g_params, torch.autograd.grad(lg, g_params), strict=True):
+                p.grad = g
             opt_d.step()
             opt_g.step()
             return
@@ -164,7 +166,7 @@ def main() -> None:
     device = torch.device("cuda" if args.accelerator in ("gpu", "cuda") else "cpu")
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                 if ln.startswith("model name")), platform.processor())
-    print(f"preset={args.preset} batch={cfg.data.batch_size} k={cfg.k} update={cfg.update} "
+    print(f"preset={args.preset} batch={cfg.data.batch_size} k={cfg.k} update={cfg['update']} "
           f"steps={args.steps}")
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), lightning {pl.__version__}, "

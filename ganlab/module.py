@@ -18,7 +18,11 @@ from ganlab.optim import LinearMomentum, exponential_decay
 UPDATES = ("alternating", "simultaneous")
 
 
-def _grad_norm(params: Iterator[nn.Parameter]) -> Tensor:
+def _grad_norm(params: Iterator[nn.Parameter], wanted: bool = True) -> Tensor | None:
+    """L2 norm of all gradients; ``None`` unless this step's values are logged (it costs
+    ~0.5 ms per network on the paper's MNIST model, ~1% of a CPU step)."""
+    if not wanted:
+        return None
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
@@ -89,6 +93,7 @@ class GAN(pl.LightningModule):
         fixed = noise.draw(n_fixed, torch.Generator().manual_seed(self.seed + 12345))
         self.register_buffer("fixed_z", fixed)
         self.momentum: list[LinearMomentum] = []
+        self._logging = True  # whether this step's values are logged (see _logs_this_step)
         self._examples = 0  # real examples consumed by this process (throughput logging)
         self._tick: tuple[float, int] | None = None
 
@@ -198,7 +203,7 @@ class GAN(pl.LightningModule):
         loss_d = self.loss.discriminator(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
-        grad_d = _grad_norm(self.discriminator.parameters())
+        grad_d = _grad_norm(self.discriminator.parameters(), self._logging)
         opt_d.step()
         sched_d.step()
         return {
@@ -214,7 +219,7 @@ class GAN(pl.LightningModule):
         loss_g = self.loss.generator(fake_logits)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
-        grad_g = _grad_norm(self.generator.parameters())
+        grad_g = _grad_norm(self.generator.parameters(), self._logging)
         opt_g.step()
         sched_g.step()
         self.untoggle_optimizer(opt_g)
@@ -236,8 +241,8 @@ class GAN(pl.LightningModule):
         self.manual_backward(loss_d, inputs=list(self.discriminator.parameters()),
                              retain_graph=True)
         self.manual_backward(loss_g, inputs=list(self.generator.parameters()))
-        grad_d = _grad_norm(self.discriminator.parameters())
-        grad_g = _grad_norm(self.generator.parameters())
+        grad_d = _grad_norm(self.discriminator.parameters(), self._logging)
+        grad_g = _grad_norm(self.generator.parameters(), self._logging)
         opt_d.step()
         opt_g.step()
         sched_d.step()
@@ -256,6 +261,7 @@ class GAN(pl.LightningModule):
         sched_g, sched_d = self.lr_schedulers()
         chunks = [c for c in batch.tensor_split(self.k) if len(c)]
         m = len(chunks[0])
+        self._logging = self._logs_this_step()
         if self.update == "simultaneous":
             stats = self._simultaneous_step(batch, opt_g, opt_d, sched_g, sched_d)
         else:
@@ -263,7 +269,7 @@ class GAN(pl.LightningModule):
                 stats = self._d_step(real, opt_d, sched_d)
             stats.update(self._g_step(m, opt_g, sched_g))
         self._examples += len(batch)
-        if self._logs_this_step():
+        if self._logging:
             self._log_stats(stats, opt_g, opt_d, m)
 
     def _logs_this_step(self) -> bool:
@@ -278,6 +284,8 @@ class GAN(pl.LightningModule):
     def _log_stats(self, stats: dict[str, Tensor], opt_g, opt_d, batch_size: int) -> None:
         shown = {"loss_d", "loss_g"}
         for key, value in stats.items():
+            if value is None:
+                continue
             self.log(f"train/{key}", value, prog_bar=key in shown, batch_size=batch_size)
         for name, opt in (("generator", opt_g), ("discriminator", opt_d)):
             self.log(f"lr/{name}", opt.param_groups[0]["lr"], batch_size=batch_size)
