@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# tests start many short torch processes on few cores: spinning OpenMP threads would make
+# each one wait for the others (see docs/BENCHMARKS.md); read when torch loads, so set early
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 # ../shared/data beside the checkout (CI lays a copy there); GANLAB_SHARED_DATA overrides
