@@ -6,7 +6,7 @@ products x_valid @ samples.T and x_test @ samples.T. This script times both in t
 and prints the ratio; the target is <= 2.5x on the CPU. Run on purpose, not under pytest:
 
     .venv/bin/python benchmarks/parzen.py                      # random data in [0, 1]
-    .venv/bin/python benchmarks/parzen.py --mnist-root /work/shared/data   # real MNIST
+    .venv/bin/python benchmarks/parzen.py --mnist-root ../shared/data   # real MNIST
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def ganlab_run(cfg, steps: int, warmup: int, progress: bool) -> tuple[float, flo
     timer = Timer(warmup)
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator, devices=1, max_steps=(cfg.k + 1) * (steps + warmup),
-        logger=pl.loggers.CSVLogger("/tmp/ganlab_bench_csv"), log_every_n_steps=50,
+        logger=pl.loggers.CSVLogger(tempfile.mkdtemp(prefix="ganlab_bench_")),
+        log_every_n_steps=50,
         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
         limit_val_batches=0, callbacks=[timer],
     )
