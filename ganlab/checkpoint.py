@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganlab.averaging import PREFIX as AVERAGE_PREFIX
+
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, not ganlab's, or does not fit the model."""
@@ -92,7 +94,11 @@ def check_compatible(ckpt: dict[str, Any], model: nn.Module) -> None:
         if isinstance(arch.get(part), dict)
     ]
     origin = f" (saved with {', '.join(targets)})" if targets else ""
+    # the averaged generator is optional: GAN.complete_average fills or drops it on loading
+    saved = {k: v for k, v in saved.items() if not k.startswith(AVERAGE_PREFIX)}
     for name, tensor in wanted.items():
+        if name.startswith(AVERAGE_PREFIX):
+            continue
         if name not in saved:
             raise CheckpointError(
                 f"checkpoint from another architecture{origin}: it has no parameter {name!r} "

@@ -21,7 +21,7 @@ def paper_figures(
     """
     out_dir = Path(out_dir)
     out: dict[str, Path] = {}
-    gen, disc = module.generator, module.discriminator
+    gen, disc = module.sampler(), module.discriminator  # the averaged G when there is one
     if datamodule.is_image:
         vr = datamodule.value_range
         samples = module.sample(rows * cols, seed=seed)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from ganlab.averaging import PREFIX, check_average, make_average
 from ganlab.losses import GANLoss
 from ganlab.noise import NoisePrior
 from ganlab.optim import LinearMomentum, exponential_decay
@@ -52,6 +53,9 @@ class GAN(pl.LightningModule):
         n_fixed: size of the fixed noise batch that sample grids are drawn from.
         config: the composed run configuration (plain dict), stored in checkpoints so that
             tools can rebuild the model.
+        average: ``{"kind": "none"|"uniform"|"ema", "decay", "start_epoch"}`` keeps an
+            average of G's weights (:mod:`ganlab.averaging`), updated after every G step from
+            ``start_epoch`` (0-based) on; samples and evaluation use it once it has started.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class GAN(pl.LightningModule):
         seed: int = 0,
         n_fixed: int = 100,
         config: dict[str, Any] | None = None,
+        average: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if int(k) < 1:
@@ -88,6 +93,16 @@ class GAN(pl.LightningModule):
         self.schedule = dict(schedule or {})
         self.seed = int(seed)
         self.config = config
+        self.average = dict(average) if average else None
+        self.generator_avg = None
+        if self.average is not None:
+            kind = self.average.get("kind", "uniform")
+            decay = float(self.average.get("decay", 0.999))
+            check_average(kind, decay, int(self.average.get("start_epoch", 0)))
+            if kind == "none":
+                self.average = None
+            else:
+                self.generator_avg = make_average(generator, kind, decay)
         self._pending_noise_state: dict | None = None
         self._pending_rank_states: list[dict[str, Any]] | None = None
         fixed = noise.draw(n_fixed, torch.Generator().manual_seed(self.seed + 12345))
@@ -101,20 +116,45 @@ class GAN(pl.LightningModule):
     def forward(self, z: Tensor) -> Tensor:
         return self.generator(z)
 
+    @property
+    def has_average(self) -> bool:
+        """Whether an average of G's weights exists and has absorbed at least one iterate."""
+        avg = self.generator_avg
+        return avg is not None and int(avg.n_averaged) > 0
+
+    def sampler(self, averaged: bool | None = None) -> nn.Module:
+        """The generator to sample from: the averaged one when ``averaged`` is True, the raw
+        one when False, and ``None`` picks the average whenever it has started."""
+        if averaged and not self.has_average:
+            raise ValueError(
+                "this model has no averaged generator (set average=uniform or average=ema, "
+                "and train past average.start_epoch)"
+            )
+        if averaged is None:
+            averaged = self.has_average
+        return self.generator_avg.module if averaged else self.generator
+
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 1000) -> Tensor:
-        """``n`` samples from G in eval mode; ``seed`` makes them reproducible."""
+    def sample(
+        self, n: int, seed: int | None = None, batch_size: int = 1000,
+        averaged: bool | None = None,
+    ) -> Tensor:
+        """``n`` samples from G in eval mode; ``seed`` makes them reproducible.
+
+        ``averaged`` chooses the generator as :meth:`sampler` does.
+        """
+        gen = self.sampler(averaged)
         g = torch.Generator(device=self.device)
         g.manual_seed(self.seed if seed is None else seed)
-        was_training = self.generator.training
-        self.generator.eval()
+        was_training = gen.training
+        gen.eval()
         try:
             out = [
-                self.generator(self.noise.draw(min(batch_size, n - i), g, device=self.device))
+                gen(self.noise.draw(min(batch_size, n - i), g, device=self.device))
                 for i in range(0, n, batch_size)
             ]
         finally:
-            self.generator.train(was_training)
+            gen.train(was_training)
         return torch.cat(out)
 
     # ------------------------------------------------------------- optimisation
@@ -268,6 +308,10 @@ class GAN(pl.LightningModule):
             for real in chunks:
                 stats = self._d_step(real, opt_d, sched_d)
             stats.update(self._g_step(m, opt_g, sched_g))
+        if self.generator_avg is not None and self.current_epoch >= self.average.get(
+            "start_epoch", 0
+        ):
+            self.generator_avg.update_parameters(self.generator)
         self._examples += len(batch)
         if self._logging:
             self._log_stats(stats, opt_g, opt_d, m)
@@ -329,7 +373,27 @@ class GAN(pl.LightningModule):
             "rng": self._gather_rank_states(),
         }
 
+    def complete_average(self, state_dict: dict[str, Tensor]) -> None:
+        """Make a state dict fit this model's averaging setting, in place.
+
+        A checkpoint saved without averaging gets an average that has not started (it holds
+        G's weights and ``n_averaged == 0``), so averaging can be switched on when resuming;
+        one saved with averaging loses it when the model has none.
+        """
+        if self.generator_avg is None:
+            for name in [k for k in state_dict if k.startswith(PREFIX)]:
+                del state_dict[name]
+            return
+        if any(k.startswith(PREFIX) for k in state_dict):
+            return
+        for name, tensor in self.generator_avg.state_dict().items():
+            raw = "generator." + name.removeprefix("module.")
+            state_dict[PREFIX + name] = (
+                state_dict[raw].clone() if raw in state_dict else torch.zeros_like(tensor)
+            )
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.complete_average(checkpoint["state_dict"])
         state = checkpoint.get("ganlab", {})
         self._pending_noise_state = state.get("noise") or None
         self._pending_rank_states = state.get("rng") or None

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from ganlab.averaging import average_checkpoints
 from ganlab.checkpoint import check_compatible, load_checkpoint
 from ganlab.data.base import GANDataModule
 from ganlab.module import GAN
 
 
 def restore_run(
-    ckpt_path: str | Path, data_root: str | None = None, device: str = "auto"
+    ckpt_path: str | Path | Sequence[str | Path],
+    data_root: str | None = None,
+    device: str = "auto",
 ) -> tuple[GAN, GANDataModule, dict]:
     """The model (eval mode, on ``device``), its datamodule and the checkpoint dictionary.
 
     The checkpoint stores the run's composed config, so the networks are rebuilt exactly as
-    trained; ``data_root`` points the datamodule at another copy of the data.
+    trained; ``data_root`` points the datamodule at another copy of the data. A list of
+    checkpoints (of one run) gives the last one with its generator replaced by the mean of
+    all their generators (:func:`ganlab.averaging.average_checkpoints`).
     """
-    ckpt = load_checkpoint(ckpt_path)
+    if isinstance(ckpt_path, str | Path):
+        ckpt = load_checkpoint(ckpt_path)
+    else:
+        ckpt = average_checkpoints(list(ckpt_path))
     cfg = OmegaConf.create(ckpt["ganlab"]["config"])
     if data_root is not None:
         cfg.data.root = str(data_root)
     model: GAN = instantiate(cfg.model)
     check_compatible(ckpt, model)
+    model.complete_average(ckpt["state_dict"])
     model.load_state_dict(ckpt["state_dict"])
     model.config = ckpt["ganlab"]["config"]
     if device == "auto":

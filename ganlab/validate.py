@@ -7,6 +7,7 @@ ranges) are asked of that class rather than copied here, so the two cannot drift
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import shutil
@@ -20,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.averaging import check_average
 from ganlab.module import UPDATES
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
 from ganlab.optim import LinearMomentum, exponential_decay
@@ -76,6 +78,45 @@ def _check_lr(cfg: DictConfig) -> None:
         return
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
         raise ConfigError(f"optim.lr={lr!r} is not allowed: the learning rate must be a number > 0")
+
+
+def _check_optimizer(cfg: DictConfig) -> None:
+    """Every ``optim.*`` key must be an argument of the chosen optimiser class.
+
+    Presets set SGD's ``optim.momentum``; composed with ``optim=adam`` it would otherwise
+    surface as a TypeError from deep inside instantiation, after the data had loaded.
+    """
+    optim = _select(cfg, "optim")
+    target = _select(cfg, "optim._target_")
+    if not isinstance(optim, DictConfig) or not target:
+        return
+    try:
+        params = inspect.signature(get_class(target)).parameters
+    except Exception:
+        raise ConfigError(
+            f"optim._target_={target!r} is not allowed: no such optimiser class can be imported"
+        ) from None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [name for name in params if name not in ("self", "params")]
+    for key in optim:
+        if str(key).startswith("_") or key in allowed:
+            continue
+        raise ConfigError(
+            f"optim.{key} is not a setting of {target}: drop it with '~optim.{key}' "
+            f"(settings: {', '.join(allowed)})"
+        )
+
+
+def _check_average(cfg: DictConfig) -> None:
+    average = _select(cfg, "average")
+    if not isinstance(average, DictConfig):
+        return
+    try:
+        check_average(average.get("kind", "uniform"), average.get("decay", 0.999),
+                      average.get("start_epoch", 0))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_trainer(cfg: DictConfig) -> None:
@@ -156,10 +197,12 @@ def validate_config(cfg: DictConfig) -> None:
     _positive_int(cfg, "k", "k (discriminator steps per generator step)")
     _check_update(cfg)
     _check_lr(cfg)
+    _check_optimizer(cfg)
     _positive_int(cfg, "data.batch_size", "the batch size")
     _positive_int(cfg, "noise.dim", "the noise dimension")
     _check_trainer(cfg)
     _check_schedule(cfg)
+    _check_average(cfg)
     _check_shapes(cfg)
 
 

@@ -2,6 +2,9 @@
 
 ``ckpt=[a.ckpt,b.ckpt,...]`` evaluates several (e.g. one per TFD fold, each trained with its
 own ``data.fold``) and adds the paper's TFD aggregate: mean and standard error across them.
+``average_ckpts=true`` instead evaluates one generator: the mean of the listed checkpoints'
+generator weights (checkpoints of one run). ``weights=raw|averaged`` picks the raw or the
+in-training averaged generator (default ``auto``: the average when the run kept one).
 """
 
 import json
@@ -16,17 +19,30 @@ from ganlab.evaluation import aggregate_folds
 from ganlab.evaluation.protocol import parzen_score, plot_valid_curve, sigma_grid
 from ganlab.restore import restore_run
 
+WEIGHTS = {"auto": None, "raw": False, "averaged": True}
 
-def evaluate_one(cfg: DictConfig, ckpt: str, out: Path):
+
+def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
+    if cfg.weights not in WEIGHTS:
+        raise SystemExit(f"error: weights={cfg.weights!r} is not one of {', '.join(WEIGHTS)}")
     model, datamodule, _ = restore_run(ckpt, cfg.data_root, cfg.device)
+    averaged = WEIGHTS[cfg.weights]
     result = parzen_score(
         model, datamodule, n_samples=cfg.n_samples, n_valid=cfg.n_valid,
         sigmas=sigma_grid(cfg.sigma_start, cfg.sigma_end, cfg.sigma_num), seed=cfg.seed,
+        averaged=averaged,
     )
-    out.write_text(json.dumps({"ckpt": str(ckpt), "seed": cfg.seed, **asdict(result)}, indent=2))
+    which = "averaged" if (model.has_average if averaged is None else averaged) else "raw"
+    if not isinstance(ckpt, str):
+        which = f"mean of {len(ckpt)} checkpoints' generators"
+    out.write_text(json.dumps({"ckpt": ckpt if isinstance(ckpt, str) else list(ckpt),
+                               "generator": which, "seed": cfg.seed, **asdict(result)},
+                              indent=2))
     vis.save_figure(plot_valid_curve(result), out.with_suffix(".png"))
-    print(f"{ckpt}: Parzen log-likelihood {result.test_ll:.2f} ± {result.test_se:.2f} "
-          f"(sigma {result.sigma:.4g}, {result.n_samples} samples, {result.n_test} test rows)")
+    name = ckpt if isinstance(ckpt, str) else f"{ckpt[0]} .. {ckpt[-1]}"
+    print(f"{name} ({which} generator): Parzen log-likelihood {result.test_ll:.2f} ± "
+          f"{result.test_se:.2f} (sigma {result.sigma:.4g}, {result.n_samples} samples, "
+          f"{result.n_test} test rows)")
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return result
 
@@ -34,6 +50,9 @@ def evaluate_one(cfg: DictConfig, ckpt: str, out: Path):
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     ckpts = list(cfg.ckpt) if isinstance(cfg.ckpt, ListConfig) else [cfg.ckpt]
+    if cfg.average_ckpts:
+        out = Path(cfg.out) if cfg.out else Path(ckpts[-1]).with_suffix(".average.parzen.json")
+        return evaluate_one(cfg, ckpts, out).test_ll
     if len(ckpts) == 1:
         out = Path(cfg.out) if cfg.out else Path(ckpts[0]).with_suffix(".parzen.json")
         return evaluate_one(cfg, ckpts[0], out).test_ll

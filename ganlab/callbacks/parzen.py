@@ -21,7 +21,9 @@ class ParzenEvaluation(pl.Callback):
     Samples are drawn on every DDP rank with a rank-dependent seed and gathered, so the score
     does not depend on the number of devices; rank 0 evaluates and the result is broadcast,
     then logged once. Logs ``parzen/test_ll``, ``parzen/test_se``, ``parzen/sigma`` and a plot
-    of the validation curve over sigma (``<run dir>/parzen/epochNNNN.png``).
+    of the validation curve over sigma (``<run dir>/parzen/epochNNNN.png``). These always score
+    the raw generator, as the paper did; when the run keeps an average of G's weights
+    (``average=...``), the average is scored too, as ``parzen/avg_test_ll`` etc.
     """
 
     def __init__(
@@ -47,20 +49,27 @@ class ParzenEvaluation(pl.Callback):
         self.at_end = at_end
         self._last_step = -1
 
-    def _gather_samples(self, trainer: pl.Trainer, module) -> torch.Tensor:
+    def _gather_samples(self, trainer: pl.Trainer, module, averaged: bool) -> torch.Tensor:
         world = trainer.world_size
         per_rank = -(-self.n_samples // world)
-        local = module.sample(per_rank, seed=self.seed + 7919 * trainer.global_rank)
+        local = module.sample(per_rank, seed=self.seed + 7919 * trainer.global_rank,
+                              averaged=averaged)
         if world == 1:
             return local
         gathered = module.all_gather(local)  # (world, per_rank, ...)
         return gathered.flatten(0, 1)[: self.n_samples]
 
     def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
-        """Score the current generator; returns the ``parzen/*`` values."""
-        epoch = trainer.current_epoch
+        """Score the current generator (and its average); returns the ``parzen/*`` values."""
         self._last_step = trainer.global_step
-        samples = self._gather_samples(trainer, module)
+        metrics = self._score(trainer, module, averaged=False)
+        if getattr(module, "has_average", False):
+            metrics.update(self._score(trainer, module, averaged=True))
+        return metrics
+
+    def _score(self, trainer: pl.Trainer, module, averaged: bool) -> dict[str, float]:
+        epoch = trainer.current_epoch
+        samples = self._gather_samples(trainer, module, averaged)
         result = None
         if trainer.is_global_zero:
             result = parzen_score(
@@ -68,17 +77,19 @@ class ParzenEvaluation(pl.Callback):
                 samples=samples,
             )
         result = trainer.strategy.broadcast(result, src=0)
+        tag = "avg_" if averaged else ""
         metrics = {
-            "parzen/test_ll": result.test_ll,
-            "parzen/test_se": result.test_se,
-            "parzen/sigma": result.sigma,
+            f"parzen/{tag}test_ll": result.test_ll,
+            f"parzen/{tag}test_se": result.test_se,
+            f"parzen/{tag}sigma": result.sigma,
         }
         if trainer.is_global_zero:
-            path = run_dir(trainer) / "parzen" / f"epoch{epoch:04d}.png"
-            vis.save_figure(plot_valid_curve(result, title=f"epoch {epoch}: test "
+            which = "averaged G" if averaged else "G"
+            path = run_dir(trainer) / "parzen" / f"{tag}epoch{epoch:04d}.png"
+            vis.save_figure(plot_valid_curve(result, title=f"epoch {epoch}, {which}: test "
                             f"{result.test_ll:.1f} ± {result.test_se:.1f}"), path)
-            log_png(trainer, "parzen/valid_curve", path, caption=f"epoch {epoch}")
-            log.info("epoch %d Parzen: %s", epoch, asdict(result))
+            log_png(trainer, f"parzen/{tag}valid_curve", path, caption=f"epoch {epoch}")
+            log.info("epoch %d Parzen (%s): %s", epoch, which, asdict(result))
         return metrics
 
     @staticmethod

@@ -40,9 +40,12 @@ class SampleGrid(pl.Callback):
         self.dirname = dirname
 
     @torch.no_grad()
-    def render(self, trainer: pl.Trainer, module: pl.LightningModule, path: Path) -> Path:
+    def render(
+        self, trainer: pl.Trainer, module: pl.LightningModule, path: Path,
+        averaged: bool = False,
+    ) -> Path:
         dm = trainer.datamodule
-        gen, disc = module.generator, module.discriminator
+        gen, disc = module.sampler(averaged), module.discriminator
         was = gen.training, disc.training
         gen.eval()
         disc.eval()
@@ -51,7 +54,7 @@ class SampleGrid(pl.Callback):
                 x = gen(module.fixed_z)
                 return vis.save_png(vis.image_grid(x, nrow=self.nrow), path)
             n = 2000
-            samples = module.sample(n, seed=module.seed + 1)
+            samples = module.sample(n, seed=module.seed + 1, averaged=averaged)
             if dm.dim == 1:
                 fig = vis.plot_1d(dm.log_density, samples, disc, dm.value_range)
             else:
@@ -68,3 +71,7 @@ class SampleGrid(pl.Callback):
         path = run_dir(trainer) / self.dirname / f"epoch{epoch:04d}.png"
         self.render(trainer, module, path)
         log_png(trainer, "samples", path, caption=f"epoch {epoch}")
+        if getattr(module, "has_average", False):  # the averaged G, from the same fixed z
+            path = run_dir(trainer) / self.dirname / f"avg_epoch{epoch:04d}.png"
+            self.render(trainer, module, path, averaged=True)
+            log_png(trainer, "samples_avg", path, caption=f"epoch {epoch}, averaged G")

@@ -27,15 +27,17 @@ def parzen_score(
     sigmas: Sequence[float] | np.ndarray | None = None,
     seed: int = 0,
     samples: torch.Tensor | None = None,
+    averaged: bool | None = None,
 ) -> ParzenResult:
     """Parzen log-likelihood of the datamodule's test split under ``n_samples`` from G.
 
     sigma is chosen on the first ``n_valid`` validation rows (the original ``parzen_ll.py``
     defaults to the first 1,000 of MNIST's 10,000; ``None`` uses them all). ``samples`` may be
-    given (e.g. gathered from every DDP rank); otherwise they are drawn with ``seed``.
+    given (e.g. gathered from every DDP rank); otherwise they are drawn with ``seed`` from the
+    generator ``averaged`` selects (see :meth:`ganlab.module.GAN.sampler`).
     """
     if samples is None:
-        samples = module.sample(n_samples, seed=seed)
+        samples = module.sample(n_samples, seed=seed, averaged=averaged)
     valid = datamodule.split("val")
     if n_valid is not None:
         valid = valid[:n_valid]

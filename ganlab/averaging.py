@@ -1,0 +1,102 @@
+"""Averages of the generator's weights over training, for sampling and evaluation.
+
+A GAN's generator keeps oscillating around the game's equilibrium instead of settling; the
+average of its recent weights is usually a better generator than the last iterate (Yazici et
+al. 2019, "The Unusual Effectiveness of Averaging in GAN Training"). Averaging never touches
+training: the optimisers see the raw networks only, so a run's training curve is the same
+with or without it.
+
+Two forms, both built on :class:`torch.optim.swa_utils.AveragedModel`:
+
+- ``uniform``: the plain mean of every generator iterate since ``start_epoch`` (Polyak).
+- ``ema``: an exponential moving average with ``decay`` per generator update.
+
+:func:`average_checkpoints` is the same idea after the fact: the uniform mean of the
+generators stored in a run's checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+KINDS = ("none", "uniform", "ema")
+#: state-dict prefix of the averaged generator inside a GAN module
+PREFIX = "generator_avg."
+
+
+def check_average(kind: str, decay: float = 0.999, start_epoch: int = 0) -> None:
+    """Raise ValueError, naming the option, for settings that cannot work."""
+    if kind not in KINDS:
+        raise ValueError(f"average.kind={kind!r} is not one of {', '.join(KINDS)}")
+    if kind == "ema" and not 0.0 < float(decay) < 1.0:
+        raise ValueError(f"average.decay={decay!r} must be in (0, 1), e.g. 0.999")
+    if int(start_epoch) < 0:
+        raise ValueError(f"average.start_epoch={start_epoch!r} must be >= 0")
+
+
+def make_average(
+    generator: nn.Module, kind: str = "uniform", decay: float = 0.999
+) -> AveragedModel:
+    """A frozen copy of ``generator`` that :meth:`AveragedModel.update_parameters` averages.
+
+    Buffers (batch-norm statistics) are averaged with the weights, so the copy is a complete
+    generator on its own.
+    """
+    check_average(kind, decay)
+    if kind == "none":
+        raise ValueError("average.kind='none' keeps no average; do not call make_average")
+    fn = get_ema_multi_avg_fn(float(decay)) if kind == "ema" else None
+    avg = AveragedModel(generator, multi_avg_fn=fn, use_buffers=True)
+    avg.requires_grad_(False)
+    return avg
+
+
+def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point tensors (float64 sums); others from the last."""
+    if not states:
+        raise ValueError("nothing to average: give at least one checkpoint")
+    out: dict[str, torch.Tensor] = {}
+    for name, last in states[-1].items():
+        if not torch.is_floating_point(last):
+            out[name] = last
+            continue
+        total = torch.zeros_like(last, dtype=torch.float64)
+        for state in states:
+            total += state[name].to(torch.float64)
+        out[name] = (total / len(states)).to(last.dtype)
+    return out
+
+
+def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The last checkpoint of ``paths`` with its generator replaced by the mean over all.
+
+    Every checkpoint must hold the same architecture (checked name by name and shape by
+    shape); the result can be handed to anything that reads a checkpoint dictionary.
+    """
+    from ganlab.checkpoint import CheckpointError, load_checkpoint
+
+    ckpts = [load_checkpoint(p) for p in paths]
+    if not ckpts:
+        raise ValueError("nothing to average: give at least one checkpoint")
+    gens = [{k: v for k, v in c["state_dict"].items() if k.startswith("generator.")}
+            for c in ckpts]
+    for path, gen in zip(paths, gens, strict=True):
+        if gen.keys() != gens[-1].keys() or any(
+            gen[k].shape != gens[-1][k].shape for k in gen
+        ):
+            raise CheckpointError(
+                f"cannot average {path} with {paths[-1]}: their generators differ in "
+                "architecture; average checkpoints of one run"
+            )
+    merged = dict(ckpts[-1])
+    # an in-training average is left out: the checkpoint mean is the generator to evaluate
+    kept = {k: v for k, v in ckpts[-1]["state_dict"].items() if not k.startswith(PREFIX)}
+    merged["state_dict"] = {**kept, **average_state_dicts(gens)}
+    merged["averaged_from"] = [str(p) for p in paths]
+    return merged

@@ -1,0 +1,187 @@
+"""Averaging the generator's weights: the right average, never a change to training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+
+from conftest import compose, run_script, run_train
+from ganlab.averaging import PREFIX, average_checkpoints, average_state_dicts
+from ganlab.checkpoint import CheckpointError
+from ganlab.restore import restore_run
+
+SMALL = ["data=ring", "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
+         "data.n_train=200", "data.batch_size=20", "noise.dim=4", "seed=3"]
+
+
+class GeneratorIterates(pl.Callback):
+    """G's weights after every training batch, with the epoch they belong to."""
+
+    def __init__(self) -> None:
+        self.iterates: list[tuple[int, dict[str, torch.Tensor]]] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        state = {k: v.detach().clone() for k, v in module.generator.state_dict().items()}
+        self.iterates.append((trainer.current_epoch, state))
+
+
+def _fit(overrides: list[str], epochs: int = 3):
+    cfg = compose([*SMALL, *overrides])
+    model, data = instantiate(cfg.model), instantiate(cfg.data)
+    pl.seed_everything(0, verbose=False)
+    spy = GeneratorIterates()
+    pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False, max_epochs=epochs,
+               callbacks=[spy]).fit(model, data)
+    return model, spy.iterates
+
+
+def _averaged(model) -> dict[str, torch.Tensor]:
+    return model.generator_avg.module.state_dict()
+
+
+def test_uniform_average_is_the_mean_of_the_iterates_since_start_epoch():
+    model, iterates = _fit(["average=uniform", "average.start_epoch=1"])
+    used = [state for epoch, state in iterates if epoch >= 1]
+    assert 0 < len(used) < len(iterates)
+    assert int(model.generator_avg.n_averaged) == len(used)
+    for name, value in _averaged(model).items():
+        mean = torch.stack([s[name] for s in used]).mean(0)
+        torch.testing.assert_close(value, mean, rtol=1e-5, atol=1e-6)
+    # and it is not simply the last iterate
+    last = iterates[-1][1]
+    assert any(not torch.allclose(_averaged(model)[k], last[k]) for k in last)
+
+
+def test_ema_follows_its_recursion():
+    model, iterates = _fit(["average=ema", "average.decay=0.9"], epochs=2)
+    expected = {k: v.clone() for k, v in iterates[0][1].items()}  # first update copies
+    for _, state in iterates[1:]:
+        for k in expected:
+            expected[k] = 0.9 * expected[k] + 0.1 * state[k]
+    for name, value in _averaged(model).items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_averaging_never_changes_training():
+    plain, _ = _fit([])
+    averaged, _ = _fit(["average=ema"])
+    for (name, a), b in zip(plain.generator.state_dict().items(),
+                            averaged.generator.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(plain.discriminator.parameters(), averaged.discriminator.parameters(),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
+def test_samples_come_from_the_average_once_it_has_started():
+    model, _ = _fit(["average=uniform", "average.start_epoch=5"], epochs=2)
+    assert not model.has_average  # start_epoch not reached: the raw G is used
+    assert torch.equal(model.sample(50, seed=1), model.sample(50, seed=1, averaged=False))
+    with pytest.raises(ValueError, match="no averaged generator"):
+        model.sample(5, averaged=True)
+    model, _ = _fit(["average=uniform"], epochs=2)
+    assert model.has_average and model.sampler() is model.generator_avg.module
+    assert not torch.equal(model.sample(50, seed=1), model.sample(50, seed=1, averaged=False))
+
+
+def test_a_state_dict_without_average_loads_and_one_with_it_loads_without():
+    with_avg = instantiate(compose([*SMALL, "average=ema"]).model)
+    without = instantiate(compose(SMALL).model)
+    state = without.state_dict()
+    with_avg.complete_average(state)
+    with_avg.load_state_dict(state)  # strict: every key is present now
+    assert not with_avg.has_average  # nothing averaged yet: samples come from the raw G
+    state = with_avg.state_dict()
+    assert any(k.startswith(PREFIX) for k in state)
+    without.complete_average(state)
+    without.load_state_dict(state)
+
+
+def test_average_state_dicts_is_a_float64_mean():
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    b = {"w": torch.tensor([2.0, 5.0]), "n": torch.tensor(4)}
+    out = average_state_dicts([a, b])
+    assert torch.equal(out["w"], torch.tensor([1.5, 3.5])) and out["n"] == 4
+    with pytest.raises(ValueError, match="at least one"):
+        average_state_dicts([])
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tmp_path_factory):
+    """A short ring run with averaging, checkpoints after epochs 1 and 2."""
+    run_dir = tmp_path_factory.mktemp("avg") / "run"
+    proc = run_train(
+        [*SMALL, "logger=none", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+         "average=ema", "callbacks.model_checkpoint.save_top_k=-1",
+         "callbacks.parzen.every_n_epochs=1", "callbacks.parzen.n_samples=300"],
+        run_dir,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, sorted((run_dir / "checkpoints").glob("epoch*.ckpt"))
+
+
+def test_run_logs_parzen_of_both_generators(two_checkpoints):
+    run_dir, _ = two_checkpoints
+    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert {"parzen/test_ll", "parzen/avg_test_ll", "parzen/avg_sigma"} <= metrics.keys()
+    assert metrics["parzen/avg_test_ll"] != metrics["parzen/test_ll"]
+    assert (run_dir / "samples" / "avg_epoch0001.png").is_file()
+
+
+def test_checkpoints_average_generators_and_keep_the_rest(two_checkpoints):
+    _, ckpts = two_checkpoints
+    assert len(ckpts) == 2
+    merged = average_checkpoints(ckpts)
+    states = [torch.load(c, weights_only=True)["state_dict"] for c in ckpts]
+    for name, value in merged["state_dict"].items():
+        if name.startswith("generator."):
+            torch.testing.assert_close(value, (states[0][name] + states[1][name]) / 2)
+        elif not name.startswith(PREFIX):
+            assert torch.equal(value, states[1][name]), name
+    assert not any(k.startswith(PREFIX) for k in merged["state_dict"])
+    model, _, _ = restore_run(ckpts, device="cpu")
+    assert not model.has_average  # the checkpoint mean is the generator sampled from
+    for name, value in model.generator.state_dict().items():
+        torch.testing.assert_close(value, merged["state_dict"]["generator." + name])
+
+
+def test_checkpoints_of_other_architectures_are_refused(two_checkpoints, tmp_path):
+    _, ckpts = two_checkpoints
+    other = torch.load(ckpts[0], weights_only=True)
+    name = next(k for k in other["state_dict"] if k.startswith("generator."))
+    other["state_dict"][name] = torch.zeros(3, 3)
+    torch.save(other, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="differ in architecture"):
+        average_checkpoints([tmp_path / "other.ckpt", ckpts[1]])
+
+
+def test_evaluate_script_scores_raw_averaged_and_checkpoint_mean(two_checkpoints, tmp_path):
+    run_dir, ckpts = two_checkpoints
+    common = ["n_samples=300", "n_valid=100"]
+    results = {}
+    for name, args in {"auto": [f"ckpt={ckpts[-1]}"],
+                       "raw": [f"ckpt={ckpts[-1]}", "weights=raw"],
+                       "mean": [f"ckpt=[{ckpts[0]},{ckpts[1]}]", "average_ckpts=true"]}.items():
+        out = tmp_path / f"{name}.json"
+        proc = run_script("evaluate.py", [*args, *common, f"out={out}"], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[name] = json.loads(out.read_text())
+    assert results["auto"]["generator"] == "averaged"
+    assert results["raw"]["generator"] == "raw"
+    assert results["mean"]["generator"].startswith("mean of 2")
+    assert len({round(r["test_ll"], 6) for r in results.values()}) == 3
+    proc = run_script("evaluate.py", [f"ckpt={ckpts[-1]}", "weights=best", *common], tmp_path)
+    assert proc.returncode != 0 and "weights='best' is not one of" in proc.stderr
+
+
+def test_paper_preset_averages_from_epoch_100_and_can_turn_it_off():
+    model = instantiate(compose(["experiment=paper_mnist"]).model)
+    assert model.average == {"kind": "uniform", "start_epoch": 100}
+    assert model.generator_avg is not None
+    model = instantiate(compose(["experiment=paper_mnist", "average=none"]).model)
+    assert model.average is None and model.generator_avg is None
