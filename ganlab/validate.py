@@ -37,6 +37,11 @@ SHAPE_RULES: dict[type, Callable[[Sequence[int], str], Any]] = {
 }
 
 
+#: Hydra flags that print something and run no job: no output folder is needed
+NO_JOB_FLAGS = {"-h", "--help", "-hh", "--hydra-help", "-c", "--cfg", "-i", "--info",
+                "-sc", "--shell-completion", "--version", "-p", "--package", "-r", "--resolve"}
+
+
 class ConfigError(ValueError):
     """A setting (or the data a setting points to) cannot work; the message says which."""
 
@@ -261,3 +266,21 @@ def check_output_dir(
             "hydra.run.dir, or lower the floor with +min_free_mb=<MB> (or $GANLAB_MIN_FREE_MB)"
         )
     return path
+
+
+def check_cli_output_dir(argv: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` when the run folder a command line asks for is unwritable.
+
+    Hydra creates the folder and writes ``.hydra/`` before any ganlab code runs, and reports
+    a failure there as a traceback; ``scripts/train.py`` calls this first. Checks
+    ``hydra.run.dir`` (``hydra.sweep.dir`` with -m) when given as a plain path, else
+    ``outputs/`` (Hydra's default, below the current folder); creates nothing. Training
+    checks the resolved folder again, free space included.
+    """
+    args = set(argv)
+    if NO_JOB_FLAGS & args:
+        return
+    key = "hydra.sweep.dir=" if {"-m", "--multirun"} & args else "hydra.run.dir="
+    given = [a[len(key):] for a in argv if a.startswith(key)]
+    path = given[-1] if given and "${" not in given[-1] else "outputs"
+    check_output_dir(path, min_free_mb(), create=False)

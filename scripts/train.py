@@ -8,30 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ganlab.train import cli_errors, train
-from ganlab.validate import ConfigError, check_output_dir, min_free_mb
-
-#: Hydra flags that print something and run no job: no output folder is needed
-NO_JOB_FLAGS = {"-h", "--help", "-hh", "--hydra-help", "-c", "--cfg", "-i", "--info",
-                "-sc", "--shell-completion", "--version", "-p", "--package", "-r", "--resolve"}
-
-
-def preflight(argv: list[str]) -> None:
-    """Fail in one line, before Hydra creates it, when the run folder cannot be written.
-
-    Hydra creates the folder and writes ``.hydra/`` before any ganlab code runs, and reports
-    a failure there as a traceback. Checks ``hydra.run.dir`` (``hydra.sweep.dir`` with -m)
-    when given as a plain path, else ``outputs/`` (Hydra's default, below the current
-    folder); creates nothing. ``train`` checks the resolved folder again, free space included.
-    """
-    if NO_JOB_FLAGS & set(argv):
-        return
-    key = "hydra.sweep.dir=" if {"-m", "--multirun"} & set(argv) else "hydra.run.dir="
-    given = [a[len(key):] for a in argv if a.startswith(key)]
-    path = given[-1] if given and "${" not in given[-1] else "outputs"
-    try:
-        check_output_dir(path, min_free_mb(), create=False)
-    except ConfigError as err:
-        raise SystemExit(f"error: {err}") from None
+from ganlab.validate import ConfigError, check_cli_output_dir
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -44,5 +21,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    preflight(sys.argv[1:])
+    try:  # before Hydra creates the run folder (it would fail there with a traceback)
+        check_cli_output_dir(sys.argv[1:])
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
     main()

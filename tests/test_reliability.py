@@ -9,7 +9,6 @@ run ``scripts/train.py`` as a user would, to check what the terminal shows.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import re
 import shutil
@@ -27,13 +26,18 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from conftest import REPO, compose, run_train
+from conftest import compose, run_train
 from ganlab import wandb_setup
 from ganlab.callbacks.guards import DivergenceError, DivergenceGuard, find_nonfinite
 from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint
 from ganlab.data.mnist import MissingDataError
 from ganlab.train import RunFailed, TrainingInterrupted, cli_errors, train
-from ganlab.validate import ConfigError, check_output_dir, validate_config
+from ganlab.validate import (
+    ConfigError,
+    check_cli_output_dir,
+    check_output_dir,
+    validate_config,
+)
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
 # 1000 examples / batch 100 = 10 batches an epoch = 20 optimizer steps (one D, one G step)
@@ -447,14 +451,16 @@ def test_nearly_full_disk_fails_at_start(tmp_path, monkeypatch):
 
 
 def test_cli_checks_the_run_dir_before_hydra_creates_it(tmp_path):
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    with pytest.raises(SystemExit) as err:
-        script.preflight(["data=ring", f"hydra.run.dir={blocker / 'run'}"])
-    assert str(err.value).startswith(f"error: output directory {blocker / 'run'} is not writable")
-    script.preflight(["data=ring", f"hydra.run.dir={tmp_path / 'fine'}"])  # nothing raised
+    with pytest.raises(ConfigError) as err:
+        check_cli_output_dir(["data=ring", f"hydra.run.dir={blocker / 'run'}"])
+    assert str(err.value).startswith(f"output directory {blocker / 'run'} is not writable")
+    check_cli_output_dir(["data=ring", f"hydra.run.dir={tmp_path / 'fine'}"])  # nothing raised
     assert not (tmp_path / "fine").exists()  # and nothing created
-    script.preflight(["--cfg", "job", f"hydra.run.dir={blocker / 'run'}"])  # no job: no check
+    check_cli_output_dir(["--cfg", "job", f"hydra.run.dir={blocker / 'run'}"])  # no job: no check
+    proc = run_train(["data=ring", f"hydra.run.dir={blocker / 'run'}"], tmp_path / "unused")
+    assert proc.returncode == 1
+    message = proc.stderr.strip()  # the script's own one line, no Hydra traceback
+    assert one_line(message), message
+    assert message.startswith(f"error: output directory {blocker / 'run'} is not writable")
