@@ -9,6 +9,7 @@ run ``scripts/train.py`` as a user would, to check what the terminal shows.
 from __future__ import annotations
 
 import functools
+import gzip
 import os
 import re
 import shutil
@@ -199,6 +200,23 @@ def test_truncated_mnist_file_is_named(tmp_path, mnist_root, monkeypatch):
     message = str(err.value)
     assert one_line(message)
     assert "train-images-idx3-ubyte.gz" in message and str(root / "MNIST" / "raw") in message
+
+
+def test_truncated_uncompressed_mnist_file_is_named(tmp_path, mnist_root):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for gz in (mnist_root / "MNIST" / "raw").glob("*.gz"):
+        (raw / gz.name.removesuffix(".gz")).write_bytes(gzip.decompress(gz.read_bytes()))
+    cfg = toy_cfg(tmp_path / "run", f"data.root={tmp_path / 'data'}", "data.download=false",
+                  data="mnist")
+    instantiate(cfg.data).prepare_data()  # intact files load
+    broken = raw / "t10k-images-idx3-ubyte"
+    broken.write_bytes(broken.read_bytes()[:5000])
+    with pytest.raises(MissingDataError) as err:
+        instantiate(cfg.data).prepare_data()
+    message = str(err.value)
+    assert one_line(message) and str(broken) in message
+    assert "5000 bytes, its header says 7840016" in message
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -30,9 +31,35 @@ class MNIST(GANDataModule):
     def raw_folder(self) -> Path:
         return Path(self.root) / self.dataset_class.__name__ / "raw"
 
+    def _check_idx_sizes(self) -> None:
+        """Name an uncompressed idx file whose size disagrees with its own header.
+
+        torchvision reads such a file into a reshape error that names no file.
+        """
+        for url, _ in self.dataset_class.resources:
+            path = self.raw_folder / Path(url).name.removesuffix(".gz")
+            if not path.is_file():
+                continue
+            with path.open("rb") as f:
+                header = f.read(4)
+                ndim = header[3] if len(header) == 4 else 0
+                dims = f.read(4 * ndim)
+            expected = 4 + 4 * ndim
+            if ndim and len(dims) == 4 * ndim:
+                expected += math.prod(
+                    int.from_bytes(dims[i : i + 4], "big") for i in range(0, 4 * ndim, 4)
+                )
+            size = path.stat().st_size
+            if size != expected or not ndim:
+                raise MissingDataError(
+                    f"{path} is truncated or damaged ({size} bytes, its header says "
+                    f"{expected}): copy it again, or delete it so that the .gz is used"
+                )
+
     def _open(self, train: bool):
         cls = self.dataset_class
         needed = ", ".join(Path(url).name for url, _ in cls.resources)
+        self._check_idx_sizes()
         try:
             return cls(self.root, train=train, download=self.download)
         except (RuntimeError, OSError, EOFError, ValueError) as err:
