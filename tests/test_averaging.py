@@ -166,7 +166,9 @@ def test_evaluate_script_scores_raw_averaged_and_checkpoint_mean(two_checkpoints
     results = {}
     for name, args in {"auto": [f"ckpt={ckpts[-1]}"],
                        "raw": [f"ckpt={ckpts[-1]}", "weights=raw"],
-                       "mean": [f"ckpt=[{ckpts[0]},{ckpts[1]}]", "average_ckpts=true"]}.items():
+                       "mean": [f"ckpt=[{ckpts[0]},{ckpts[1]}]", "average_ckpts=true"],
+                       "glob": [f"ckpt='{run_dir}/checkpoints/epoch*.ckpt'",
+                                "average_ckpts=true"]}.items():
         out = tmp_path / f"{name}.json"
         proc = run_script("evaluate.py", [*args, *common, f"out={out}"], tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -174,14 +176,17 @@ def test_evaluate_script_scores_raw_averaged_and_checkpoint_mean(two_checkpoints
     assert results["auto"]["generator"] == "averaged"
     assert results["raw"]["generator"] == "raw"
     assert results["mean"]["generator"].startswith("mean of 2")
+    assert results["glob"]["ckpt"] == [str(c) for c in ckpts]
+    assert results["glob"]["test_ll"] == results["mean"]["test_ll"]
+    results.pop("glob")
     assert len({round(r["test_ll"], 6) for r in results.values()}) == 3
     proc = run_script("evaluate.py", [f"ckpt={ckpts[-1]}", "weights=best", *common], tmp_path)
     assert proc.returncode != 0 and "weights='best' is not one of" in proc.stderr
 
 
-def test_paper_preset_averages_from_epoch_100_and_can_turn_it_off():
+def test_paper_preset_averages_and_can_turn_it_off():
     model = instantiate(compose(["experiment=paper_mnist"]).model)
-    assert model.average == {"kind": "uniform", "start_epoch": 100}
+    assert model.average == {"kind": "uniform", "start_epoch": 0}
     assert model.generator_avg is not None
     model = instantiate(compose(["experiment=paper_mnist", "average=none"]).model)
     assert model.average is None and model.generator_avg is None
