@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from ganlab.averaging import average_checkpoints
-from ganlab.checkpoint import check_compatible, load_checkpoint
+from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint
 from ganlab.data.base import GANDataModule
 from ganlab.module import GAN
 
@@ -45,3 +46,19 @@ def restore_run(
     datamodule: GANDataModule = instantiate(cfg.data)
     datamodule.setup("test")
     return model, datamodule, ckpt
+
+
+def expand_checkpoints(spec: str | Path | Sequence[str | Path]) -> list[str]:
+    """A checkpoint path, glob (``'<run>/checkpoints/epoch*.ckpt'``) or list of them, as a
+    list of paths; glob matches are sorted by name (ganlab names sort by epoch)."""
+    items = [spec] if isinstance(spec, str | Path) else list(spec)
+    out: list[str] = []
+    for item in map(str, items):
+        if not glob.has_magic(item):
+            out.append(item)
+            continue
+        matches = sorted(glob.glob(item))
+        if not matches:
+            raise CheckpointError(f"ckpt={item!r} matches no file: check the run directory")
+        out.extend(matches)
+    return out

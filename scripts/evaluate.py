@@ -7,18 +7,18 @@ generator weights (checkpoints of one run). ``weights=raw|averaged`` picks the r
 in-training averaged generator (default ``auto``: the average when the run kept one).
 """
 
-import glob
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
 from ganlab import visualization as vis
 from ganlab.evaluation import aggregate_folds
 from ganlab.evaluation.protocol import parzen_score, plot_valid_curve, sigma_grid
-from ganlab.restore import restore_run
+from ganlab.restore import expand_checkpoints, restore_run
+from ganlab.train import cli_errors
 
 WEIGHTS = {"auto": None, "raw": False, "averaged": True}
 
@@ -48,23 +48,14 @@ def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
     return result
 
 
-def expand(ckpts: list[str]) -> list[str]:
-    """Expand glob patterns (``ckpt='<run>/checkpoints/epoch*.ckpt'``), sorted by name."""
-    out: list[str] = []
-    for c in ckpts:
-        if glob.has_magic(str(c)):
-            matches = sorted(glob.glob(str(c)))
-            if not matches:
-                raise SystemExit(f"error: ckpt={c!r} matches no file")
-            out.extend(matches)
-        else:
-            out.append(str(c))
-    return out
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    ckpts = expand(list(cfg.ckpt) if isinstance(cfg.ckpt, ListConfig) else [cfg.ckpt])
+    with cli_errors():  # a missing or foreign checkpoint: one line, no traceback
+        return score(cfg)
+
+
+def score(cfg: DictConfig) -> float:
+    ckpts = expand_checkpoints(cfg.ckpt)
     if cfg.average_ckpts:
         out = Path(cfg.out) if cfg.out else Path(ckpts[-1]).with_suffix(".average.parzen.json")
         return evaluate_one(cfg, ckpts, out).test_ll

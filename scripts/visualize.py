@@ -1,21 +1,40 @@
-"""The paper's figures for a checkpoint: ``python scripts/visualize.py ckpt=<path>``."""
+"""The paper's figures for a checkpoint: ``python scripts/visualize.py ckpt=<path>``.
+
+``ckpt='<run>/checkpoints/epoch*.ckpt' average_ckpts=true`` draws them for the mean of those
+checkpoints' generators. A run that kept an average of G (``average=...``) is drawn from it.
+"""
 
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from ganlab import visualization as vis
 from ganlab.figures import paper_figures
-from ganlab.restore import restore_run
+from ganlab.restore import expand_checkpoints, restore_run
+from ganlab.train import cli_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="visualize")
 def main(cfg: DictConfig) -> None:
-    model, datamodule, _ = restore_run(cfg.ckpt, cfg.data_root, cfg.device)
-    ckpt = Path(cfg.ckpt)
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else ckpt.parent.parent / "figures"
+    with cli_errors():  # a missing or foreign checkpoint: one line, no traceback
+        draw(cfg)
+
+
+def draw(cfg: DictConfig) -> None:
+    ckpts = expand_checkpoints(cfg.ckpt)
+    if len(ckpts) > 1 and not cfg.average_ckpts:
+        raise SystemExit(f"error: ckpt names {len(ckpts)} checkpoints: give one, or add "
+                         "average_ckpts=true to draw the mean of their generators")
+    model, datamodule, _ = restore_run(ckpts if cfg.average_ckpts else ckpts[0],
+                                       cfg.data_root, cfg.device)
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(ckpts[-1]).parent.parent / "figures"
     paths = paper_figures(model, datamodule, out_dir, seed=cfg.seed, rows=cfg.rows,
                           cols=cfg.cols, interpolations=cfg.interpolations, steps=cfg.steps)
+    if datamodule.is_image:  # 100 samples, as the training-time grids
+        samples = model.sample(100, seed=cfg.seed)
+        grid = vis.image_grid(samples, nrow=10, value_range=datamodule.value_range)
+        paths["samples"] = vis.save_png(grid, out_dir / "samples.png")
     for name, path in paths.items():
         print(f"{name}: {path}")
 

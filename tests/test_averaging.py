@@ -190,3 +190,17 @@ def test_paper_preset_averages_and_can_turn_it_off():
     assert model.generator_avg is not None
     model = instantiate(compose(["experiment=paper_mnist", "average=none"]).model)
     assert model.average is None and model.generator_avg is None
+
+
+def test_visualize_draws_the_checkpoint_mean(two_checkpoints, tmp_path):
+    run_dir, _ = two_checkpoints
+    pattern = f"ckpt='{run_dir}/checkpoints/epoch*.ckpt'"
+    proc = run_script("visualize.py", [pattern, "average_ckpts=true",
+                                       f"out_dir={tmp_path / 'figs'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "figs" / "samples_2d.png").stat().st_size > 0
+    proc = run_script("visualize.py", [pattern], tmp_path)
+    assert proc.returncode != 0 and "names 2 checkpoints" in proc.stderr
+    proc = run_script("visualize.py", [f"ckpt='{run_dir}/nothing*.ckpt'"], tmp_path)
+    assert proc.returncode != 0 and "matches no file" in proc.stderr
+    assert "Traceback" not in proc.stderr
