@@ -162,7 +162,7 @@ def test_checkpoints_of_other_architectures_are_refused(two_checkpoints, tmp_pat
 
 def test_evaluate_script_scores_raw_averaged_and_checkpoint_mean(two_checkpoints, tmp_path):
     run_dir, ckpts = two_checkpoints
-    common = ["n_samples=300", "n_valid=100"]
+    common = ["n_samples=300"]  # the run's callback settings
     results = {}
     for name, args in {"auto": [f"ckpt={ckpts[-1]}"],
                        "raw": [f"ckpt={ckpts[-1]}", "weights=raw"],
@@ -174,6 +174,9 @@ def test_evaluate_script_scores_raw_averaged_and_checkpoint_mean(two_checkpoints
         assert proc.returncode == 0, proc.stderr[-3000:]
         results[name] = json.loads(out.read_text())
     assert results["auto"]["generator"] == "averaged"
+    logged = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert results["auto"]["test_ll"] == pytest.approx(logged["parzen/avg_test_ll"], abs=1e-3)
+    assert results["raw"]["test_ll"] == pytest.approx(logged["parzen/test_ll"], abs=1e-3)
     assert results["raw"]["generator"] == "raw"
     assert results["mean"]["generator"].startswith("mean of 2")
     assert results["glob"]["ckpt"] == [str(c) for c in ckpts]
