@@ -35,13 +35,14 @@ def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
     )
     which = "averaged" if (model.has_average if averaged is None else averaged) else "raw"
     if not isinstance(ckpt, str):
-        which = f"mean of {len(ckpt)} checkpoints' generators"
+        which = f"mean of {len(ckpt)} checkpoints"
     out.write_text(json.dumps({"ckpt": ckpt if isinstance(ckpt, str) else list(ckpt),
                                "generator": which, "seed": cfg.seed, **asdict(result)},
                               indent=2))
     vis.save_figure(plot_valid_curve(result), out.with_suffix(".png"))
     name = ckpt if isinstance(ckpt, str) else f"{ckpt[0]} .. {ckpt[-1]}"
-    print(f"{name} ({which} generator): Parzen log-likelihood {result.test_ll:.2f} ± "
+    what = f"{which}' generators" if which.startswith("mean") else f"{which} generator"
+    print(f"{name} ({what}): Parzen log-likelihood {result.test_ll:.2f} ± "
           f"{result.test_se:.2f} (sigma {result.sigma:.4g}, {result.n_samples} samples, "
           f"{result.n_test} test rows)")
     print(f"wrote {out} and {out.with_suffix('.png')}")
