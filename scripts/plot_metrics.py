@@ -1,6 +1,8 @@
-"""Plot logged scalars of a ``logger=csv`` run against epoch (W&B draws these itself).
+"""Plot logged scalars of ``logger=csv`` runs against epoch (W&B draws these itself).
 
     python scripts/plot_metrics.py outputs/<date>/<time> --key parzen/test_ll --out parzen.png
+    python scripts/plot_metrics.py run_a run_b --key parzen/test_ll --key parzen/avg_test_ll \
+        --target 225 --out parzen.png     # every key of every run, one line each
 """
 
 from __future__ import annotations
@@ -32,19 +34,29 @@ def read_series(run_dir: Path, key: str) -> tuple[list[int], list[float], list[f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--key", default="parzen/test_ll")
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="run_dir")
+    parser.add_argument("--key", action="append", help="repeatable; default parzen/test_ll")
+    parser.add_argument("--target", type=float, default=None, help="a dashed reference line")
     parser.add_argument("--out", type=Path, default=None, help="default: <run>/<key>.png")
     args = parser.parse_args()
-    epochs, values, errors = read_series(args.run_dir, args.key)
+    keys = args.key or ["parzen/test_ll"]
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
-    ax.errorbar([e + 1 for e in epochs], values, yerr=errors, marker="o", capsize=3)
+    for run_dir in args.run_dirs:
+        for key in keys:
+            epochs, values, errors = read_series(run_dir, key)
+            label = key if len(args.run_dirs) == 1 else f"{run_dir.name}: {key}"
+            ax.errorbar([e + 1 for e in epochs], values, yerr=errors, marker="o", capsize=3,
+                        markersize=3, label=label)
+    if args.target is not None:
+        ax.axhline(args.target, color="black", ls="--", lw=1, label=f"target {args.target:g}")
     ax.set_xlabel("epochs trained")
-    ax.set_ylabel(args.key)
+    ax.set_ylabel(keys[0] if len(keys) == 1 else "value")
+    if len(keys) * len(args.run_dirs) > 1 or args.target is not None:
+        ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    out = args.out or args.run_dir / (args.key.replace("/", "_") + ".png")
+    out = args.out or args.run_dirs[0] / (keys[0].replace("/", "_") + ".png")
     fig.savefig(out, dpi=120)
     print(out)
 
