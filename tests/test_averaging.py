@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose, run_script, run_train
-from ganlab.averaging import PREFIX, average_checkpoints, average_state_dicts
+from ganlab.averaging import PREFIX, average_checkpoints, average_state_dicts, make_average
 from ganlab.checkpoint import CheckpointError
 from ganlab.restore import restore_run
 
@@ -100,6 +100,23 @@ def test_a_state_dict_without_average_loads_and_one_with_it_loads_without():
     assert any(k.startswith(PREFIX) for k in state)
     without.complete_average(state)
     without.load_state_dict(state)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "ema"])
+def test_batch_norm_buffers_are_averaged_and_counters_copied(kind):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    avg = make_average(net, kind, decay=0.5)
+    means = []
+    for _ in range(3):
+        net(torch.randn(8, 3))  # training mode: updates the running statistics
+        means.append(net[1].running_mean.clone())
+        avg.update_parameters(net)
+    bn = avg.module[1]
+    assert torch.equal(bn.num_batches_tracked, net[1].num_batches_tracked)
+    expected = (torch.stack(means).mean(0) if kind == "uniform"
+                else 0.25 * means[0] + 0.25 * means[1] + 0.5 * means[2])
+    torch.testing.assert_close(bn.running_mean, expected)
+    assert not any(p.requires_grad for p in avg.parameters())
 
 
 def test_average_state_dicts_is_a_float64_mean():
@@ -207,3 +224,19 @@ def test_visualize_draws_the_checkpoint_mean(two_checkpoints, tmp_path):
     proc = run_script("visualize.py", [f"ckpt='{run_dir}/nothing*.ckpt'"], tmp_path)
     assert proc.returncode != 0 and "matches no file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_paper_mnist_average_beats_the_raw_generator(tmp_path, mnist_root):
+    """The preset's reason for averaging, on real MNIST: after 3 epochs the mean of G's
+    iterates scores far above the last iterate (measured: -35 against -167 nats)."""
+    run_dir = tmp_path / "run"
+    proc = run_train(
+        ["experiment=paper_mnist", f"data.root={mnist_root}", "logger=none",
+         "trainer.max_epochs=3", "trainer.enable_progress_bar=false",
+         "callbacks.parzen.every_n_epochs=0", "callbacks.samples.every_n_epochs=3"],
+        run_dir, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert metrics["parzen/avg_test_ll"] > metrics["parzen/test_ll"] + 50, metrics
