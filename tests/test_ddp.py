@@ -108,14 +108,15 @@ def test_ddp_run_shards_data_syncs_weights_and_writes_once(tmp_path):
     cfg = ddp_cfg(
         run_dir, "data.n_train=240", "data.batch_size=20", "k=2", "trainer.max_epochs=2",
         "logger=csv", "trainer.log_every_n_steps=1", "callbacks.parzen.every_n_epochs=0",
-        "callbacks.parzen.n_samples=200", "callbacks.parzen.n_valid=100",
+        "callbacks.parzen.n_samples=200", "callbacks.parzen.n_valid=100", "average=ema",
         extra_callbacks={"audit": {"_target_": f"{__name__}.RankAudit", "path": str(audit)}},
     )
     metrics = train(cfg)
-    assert "parzen/test_ll" in metrics
+    assert "parzen/test_ll" in metrics and "parzen/avg_test_ll" in metrics
     rec = [json.loads(Path(f"{audit}.{rank}.json").read_text()) for rank in (0, 1)]
     assert [r["world_size"] for r in rec] == [2, 2]
-    # the same weights on both ranks after each of the 6 steps (checked bit for bit in-run)
+    # the same weights on both ranks after each of the 6 steps (checked bit for bit in-run,
+    # the averaged generator's included; it is no DDP parameter, so no extra all-reduce)
     assert [r["equal_steps"] for r in rec] == [6, 6]
     # every backward pass (k=2 D steps + 1 G step) all-reduces each gradient bucket once
     for r in rec:
@@ -136,7 +137,7 @@ def test_ddp_run_shards_data_syncs_weights_and_writes_once(tmp_path):
         steps = [row["step"] for row in csv.DictReader(f) if row.get("train/loss_d")]
     assert len(steps) == len(set(steps)) == 6
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
-        "epoch0000.png", "epoch0001.png"]
+        "avg_epoch0000.png", "avg_epoch0001.png", "epoch0000.png", "epoch0001.png"]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "epoch0001.ckpt", "last.ckpt"]
     assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == 2
