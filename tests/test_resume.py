@@ -32,6 +32,7 @@ RUN = [
     "schedule.momentum_final=0.9", "schedule.momentum_start=1", "schedule.momentum_saturate=3",
     f"trainer.max_epochs={EPOCHS}", "logger=none", "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=1", "seed=7",
+    "average=uniform", "average.start_epoch=1",  # the average (and its count) resumes too
 ]
 KEEP = {"model_checkpoint", "divergence_guard", "interrupt_checkpoint"}
 
@@ -99,6 +100,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(
     train(cfg_for(run_dir, "ckpt_path=last"))
     assert not (run_dir / "checkpoints" / "interrupted.ckpt").exists()
     assert_same_training_state(final_state(run_dir), reference)
+    # one G update per batch in epochs 1 and 2 went into the average, none twice or lost
+    assert int(reference["state_dict"]["generator_avg.n_averaged"]) == 2 * STEPS_PER_EPOCH
     assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == EPOCHS
 
 
