@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("run_dirs", type=Path, nargs="+", metavar="run_dir")
     parser.add_argument("--key", action="append", help="repeatable; default parzen/test_ll")
     parser.add_argument("--target", type=float, default=None, help="a dashed reference line")
+    parser.add_argument("--ylabel", default=None, help="default: the key, or 'value'")
     parser.add_argument("--out", type=Path, default=None, help="default: <run>/<key>.png")
     args = parser.parse_args()
     keys = args.key or ["parzen/test_ll"]
@@ -51,7 +52,7 @@ def main() -> None:
     if args.target is not None:
         ax.axhline(args.target, color="black", ls="--", lw=1, label=f"target {args.target:g}")
     ax.set_xlabel("epochs trained")
-    ax.set_ylabel(keys[0] if len(keys) == 1 else "value")
+    ax.set_ylabel(args.ylabel or (keys[0] if len(keys) == 1 else "value"))
     if len(keys) * len(args.run_dirs) > 1 or args.target is not None:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

@@ -44,7 +44,8 @@ def test_several_runs_and_keys_in_one_plot(tmp_path):
     out = tmp_path / "both.png"
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_metrics.py"),
                            str(tmp_path / "a"), str(tmp_path / "b"), "--key", "parzen/test_ll",
-                           "--key", "parzen/avg_test_ll", "--target", "225", "--out", str(out)],
+                           "--key", "parzen/avg_test_ll", "--target", "225", "--ylabel", "nats",
+                           "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert Image.open(out).size == (720, 420)
