@@ -17,7 +17,7 @@ generators stored in a run's checkpoints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,46 +81,59 @@ class _AverageStep:
                 avg.copy_(now)
 
 
-def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Element-wise mean of floating-point tensors (float64 sums); others from the last."""
-    if not states:
-        raise ValueError("nothing to average: give at least one checkpoint")
-    out: dict[str, torch.Tensor] = {}
-    for name, last in states[-1].items():
-        if not torch.is_floating_point(last):
-            out[name] = last
-            continue
-        total = torch.zeros_like(last, dtype=torch.float64)
-        for state in states:
+def average_state_dicts(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point tensors (float64 sums); others from the last.
+
+    ``states`` is consumed one at a time, so a generator of states needs memory for one
+    state and the sums only.
+    """
+    totals: dict[str, torch.Tensor] | None = None
+    last: dict[str, torch.Tensor] = {}
+    n = 0
+    for state in states:
+        if totals is None:
+            totals = {k: torch.zeros_like(v, dtype=torch.float64)
+                      for k, v in state.items() if torch.is_floating_point(v)}
+        for name, total in totals.items():
             total += state[name].to(torch.float64)
-        out[name] = (total / len(states)).to(last.dtype)
-    return out
+        last, n = state, n + 1
+    if totals is None:
+        raise ValueError("nothing to average: give at least one checkpoint")
+    return {k: (totals[k] / n).to(v.dtype) if k in totals else v for k, v in last.items()}
 
 
 def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     """The last checkpoint of ``paths`` with its generator replaced by the mean over all.
 
-    Every checkpoint must hold the same architecture (checked name by name and shape by
+    Checkpoints are read one at a time (a run's checkpoints together may not fit in memory).
+    Every one must hold the same generator as the first (checked name by name and shape by
     shape); the result can be handed to anything that reads a checkpoint dictionary.
     """
     from ganlab.checkpoint import CheckpointError, load_checkpoint
 
-    ckpts = [load_checkpoint(p) for p in paths]
-    if not ckpts:
-        raise ValueError("nothing to average: give at least one checkpoint")
-    gens = [{k: v for k, v in c["state_dict"].items() if k.startswith("generator.")}
-            for c in ckpts]
-    for path, gen in zip(paths, gens, strict=True):
-        if gen.keys() != gens[-1].keys() or any(
-            gen[k].shape != gens[-1][k].shape for k in gen
-        ):
-            raise CheckpointError(
-                f"cannot average {path} with {paths[-1]}: their generators differ in "
-                "architecture; average checkpoints of one run"
-            )
-    merged = dict(ckpts[-1])
+    paths = list(paths)
+    last: dict[str, Any] = {}
+
+    def generators() -> Iterator[dict[str, torch.Tensor]]:
+        shapes = None
+        for path in paths:
+            ckpt = load_checkpoint(path)
+            gen = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("generator.")}
+            mine = {k: tuple(v.shape) for k, v in gen.items()}
+            if shapes is None:
+                shapes = mine
+            elif mine != shapes:
+                raise CheckpointError(
+                    f"cannot average {path} with {paths[0]}: their generators differ in "
+                    "architecture; average checkpoints of one run"
+                )
+            last["ckpt"] = ckpt
+            yield gen
+
+    mean = average_state_dicts(generators())
+    merged = dict(last["ckpt"])
     # an in-training average is left out: the checkpoint mean is the generator to evaluate
-    kept = {k: v for k, v in ckpts[-1]["state_dict"].items() if not k.startswith(PREFIX)}
-    merged["state_dict"] = {**kept, **average_state_dicts(gens)}
+    kept = {k: v for k, v in merged["state_dict"].items() if not k.startswith(PREFIX)}
+    merged["state_dict"] = {**kept, **mean}
     merged["averaged_from"] = [str(p) for p in paths]
     return merged
