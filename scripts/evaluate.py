@@ -24,18 +24,21 @@ WEIGHTS = {"auto": None, "raw": False, "averaged": True}
 
 
 def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
-    if cfg.weights not in WEIGHTS:
-        raise SystemExit(f"error: weights={cfg.weights!r} is not one of {', '.join(WEIGHTS)}")
     model, datamodule, _ = restore_run(ckpt, cfg.data_root, cfg.device)
     averaged = WEIGHTS[cfg.weights]
+    if averaged and not model.has_average:
+        raise SystemExit(f"error: weights=averaged, but {ckpt} holds no averaged generator "
+                         "(the run kept none, or average_ckpts=true replaced it); use "
+                         "weights=auto or weights=raw")
     result = parzen_score(
         model, datamodule, n_samples=cfg.n_samples, n_valid=cfg.n_valid,
         sigmas=sigma_grid(cfg.sigma_start, cfg.sigma_end, cfg.sigma_num), seed=cfg.seed,
         averaged=averaged,
     )
-    which = "averaged" if (model.has_average if averaged is None else averaged) else "raw"
     if not isinstance(ckpt, str):
         which = f"mean of {len(ckpt)} checkpoints"
+    else:
+        which = "averaged" if (model.has_average if averaged is None else averaged) else "raw"
     out.write_text(json.dumps({"ckpt": ckpt if isinstance(ckpt, str) else list(ckpt),
                                "generator": which, "seed": cfg.seed, **asdict(result)},
                               indent=2))
@@ -56,6 +59,8 @@ def main(cfg: DictConfig) -> float:
 
 
 def score(cfg: DictConfig) -> float:
+    if cfg.weights not in WEIGHTS:
+        raise SystemExit(f"error: weights={cfg.weights!r} is not one of {', '.join(WEIGHTS)}")
     ckpts = expand_checkpoints(cfg.ckpt)
     if cfg.average_ckpts:
         out = Path(cfg.out) if cfg.out else Path(ckpts[-1]).with_suffix(".average.parzen.json")

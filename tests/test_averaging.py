@@ -202,6 +202,10 @@ def test_evaluate_script_scores_raw_averaged_and_checkpoint_mean(two_checkpoints
     assert len({round(r["test_ll"], 6) for r in results.values()}) == 3
     proc = run_script("evaluate.py", [f"ckpt={ckpts[-1]}", "weights=best", *common], tmp_path)
     assert proc.returncode != 0 and "weights='best' is not one of" in proc.stderr
+    proc = run_script("evaluate.py", [f"ckpt=[{ckpts[0]},{ckpts[1]}]", "average_ckpts=true",
+                                      "weights=averaged", *common], tmp_path)
+    assert proc.returncode != 0 and "holds no averaged generator" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_paper_preset_averages_and_can_turn_it_off():
