@@ -18,16 +18,14 @@ import resource
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from ganlab.build import build_gan
+from ganlab.config import compose
 from ganlab.data.base import GANDataModule
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def rss_mb() -> float:
@@ -75,7 +73,7 @@ class Timer(pl.Callback):
 
 
 def ganlab_run(cfg, steps: int, warmup: int, progress: bool) -> tuple[float, float, list[float]]:
-    model = instantiate(cfg.model)
+    model = build_gan(cfg)
     dm = RandomImages(batch_size=cfg.data.batch_size, batches_per_step=cfg.k,
                       shape=cfg.data.shape, output=cfg.data.output)
     timer = Timer(warmup)
@@ -93,7 +91,7 @@ def ganlab_run(cfg, steps: int, warmup: int, progress: bool) -> tuple[float, flo
 
 def plain_run(cfg, steps: int, warmup: int, device: torch.device) -> float:
     """The loop a researcher would write by hand: same networks, optimisers and update."""
-    model = instantiate(cfg.model).to(device)
+    model = build_gan(cfg).to(device)
     G, D, loss, k = model.generator, model.discriminator, model.loss, cfg.k
     opt_g = instantiate(cfg.optim)(G.parameters())
     opt_d = instantiate(cfg.optim)(D.parameters())
@@ -162,9 +160,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="alternate the two runs this often")
     parser.add_argument("--progress-bar", action="store_true", help="ganlab with its progress bar")
     args = parser.parse_args()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment={args.preset}",
-                                           f"trainer.accelerator={args.accelerator}"])
+    cfg = compose([f"experiment={args.preset}", f"trainer.accelerator={args.accelerator}"])
     device = torch.device("cuda" if args.accelerator in ("gpu", "cuda") else "cpu")
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                 if ln.startswith("model name")), platform.processor())

@@ -11,15 +11,13 @@ Two forms, both built on :class:`torch.optim.swa_utils.AveragedModel`:
 - ``uniform``: the plain mean of every generator iterate since ``start_epoch`` (Polyak).
 - ``ema``: an exponential moving average with ``decay`` per generator update.
 
-:func:`average_checkpoints` is the same idea after the fact: the uniform mean of the
-generators stored in a run's checkpoints.
+:func:`ganlab.checkpoint.average_checkpoints` is the same idea after the fact: the uniform
+mean of the generators stored in a run's checkpoints (:func:`average_state_dicts`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -100,40 +98,3 @@ def average_state_dicts(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, 
     if totals is None:
         raise ValueError("nothing to average: give at least one checkpoint")
     return {k: (totals[k] / n).to(v.dtype) if k in totals else v for k, v in last.items()}
-
-
-def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
-    """The last checkpoint of ``paths`` with its generator replaced by the mean over all.
-
-    Checkpoints are read one at a time (a run's checkpoints together may not fit in memory).
-    Every one must hold the same generator as the first (checked name by name and shape by
-    shape); the result can be handed to anything that reads a checkpoint dictionary.
-    """
-    from ganlab.checkpoint import CheckpointError, load_checkpoint
-
-    paths = list(paths)
-    last: dict[str, Any] = {}
-
-    def generators() -> Iterator[dict[str, torch.Tensor]]:
-        shapes = None
-        for path in paths:
-            ckpt = load_checkpoint(path)
-            gen = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("generator.")}
-            mine = {k: tuple(v.shape) for k, v in gen.items()}
-            if shapes is None:
-                shapes = mine
-            elif mine != shapes:
-                raise CheckpointError(
-                    f"cannot average {path} with {paths[0]}: their generators differ in "
-                    "architecture; average checkpoints of one run"
-                )
-            last["ckpt"] = ckpt
-            yield gen
-
-    mean = average_state_dicts(generators())
-    merged = dict(last["ckpt"])
-    # an in-training average is left out: the checkpoint mean is the generator to evaluate
-    kept = {k: v for k, v in merged["state_dict"].items() if not k.startswith(PREFIX)}
-    merged["state_dict"] = {**kept, **mean}
-    merged["averaged_from"] = [str(p) for p in paths]
-    return merged

@@ -7,6 +7,7 @@ cannot run code; ganlab stores its config as plain containers so that its own fi
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,8 @@ import torch
 from torch import nn
 
 from ganlab.averaging import PREFIX as AVERAGE_PREFIX
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, not ganlab's, or does not fit the model."""
+from ganlab.averaging import average_state_dicts
+from ganlab.errors import CheckpointError
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -115,3 +114,38 @@ def check_compatible(ckpt: dict[str, Any], model: nn.Module) -> None:
             f"checkpoint from another architecture{origin}: it has parameter {extra[0]!r}, "
             "which the model lacks"
         )
+
+
+def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The last checkpoint of ``paths`` with its generator replaced by the mean over all.
+
+    Checkpoints are read one at a time (a run's checkpoints together may not fit in memory).
+    Every one must hold the same generator as the first (checked name by name and shape by
+    shape); the result can be handed to anything that reads a checkpoint dictionary.
+    """
+    paths = list(paths)
+    last: dict[str, Any] = {}
+
+    def generators() -> Iterator[dict[str, torch.Tensor]]:
+        shapes = None
+        for path in paths:
+            ckpt = load_checkpoint(path)
+            gen = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("generator.")}
+            mine = {k: tuple(v.shape) for k, v in gen.items()}
+            if shapes is None:
+                shapes = mine
+            elif mine != shapes:
+                raise CheckpointError(
+                    f"cannot average {path} with {paths[0]}: their generators differ in "
+                    "architecture; average checkpoints of one run"
+                )
+            last["ckpt"] = ckpt
+            yield gen
+
+    mean = average_state_dicts(generators())
+    merged = dict(last["ckpt"])
+    # an in-training average is left out: the checkpoint mean is the generator to evaluate
+    kept = {k: v for k, v in merged["state_dict"].items() if not k.startswith(AVERAGE_PREFIX)}
+    merged["state_dict"] = {**kept, **mean}
+    merged["averaged_from"] = [str(p) for p in paths]
+    return merged

@@ -26,8 +26,6 @@ class GANLoss:
             tutorial's one-sided label smoothing (§4.2); fakes are never smoothed.
     """
 
-    name = "base"
-
     def __init__(self, scale: float = 0.5, real_label: float = 1.0) -> None:
         if not 0.0 < real_label <= 1.0:
             raise ValueError(
@@ -61,16 +59,12 @@ class Minimax(GANLoss):
     confidently rejects the samples, which is why it learns slowly early on.
     """
 
-    name = "minimax"
-
     def generator(self, fake_logits: Tensor) -> Tensor:
         return -self.scale * F.softplus(fake_logits).mean()
 
 
 class NonSaturating(GANLoss):
     """Heuristic game: J(G) = -scale * E log D(G(z)); strong gradients when D rejects."""
-
-    name = "nonsaturating"
 
     def generator(self, fake_logits: Tensor) -> Tensor:
         return self.scale * F.softplus(-fake_logits).mean()
@@ -82,8 +76,6 @@ class MaxLikelihood(GANLoss):
     With an optimal D its expected gradient equals that of KL(p_data || p_g). Its variance is
     very high: a few samples with large logits dominate the batch.
     """
-
-    name = "maxlikelihood"
 
     def generator(self, fake_logits: Tensor) -> Tensor:
         return -self.scale * torch.exp(fake_logits).mean()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,16 +11,21 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from ganlab.averaging import PREFIX, check_average, make_average
+from ganlab.callbacks.momentum import MomentumRamp
+from ganlab.lightning_compat import logs_this_step
 from ganlab.losses import GANLoss
 from ganlab.noise import NoisePrior
-from ganlab.optim import LinearMomentum, exponential_decay
+from ganlab.optim import exponential_decay
+from ganlab.rng import RandomStreams
 
 UPDATES = ("alternating", "simultaneous")
+#: size of the fixed noise batch that sample grids are drawn from (a 10 x 10 grid)
+N_FIXED = 100
 
 
 def _grad_norm(params: Iterator[nn.Parameter], wanted: bool = True) -> Tensor | None:
-    """L2 norm of all gradients; ``None`` unless this step's values are logged (it costs
-    ~0.5 ms per network on the paper's MNIST model, ~1% of a CPU step)."""
+    """L2 norm of all gradients; ``None`` unless this step's values are logged (it costs a
+    pass over every gradient, docs/BENCHMARKS.md)."""
     if not wanted:
         return None
     grads = [p.grad for p in params if p.grad is not None]
@@ -43,14 +47,12 @@ class GAN(pl.LightningModule):
     Args:
         generator, discriminator: networks (see :mod:`ganlab.networks`).
         loss: the game (:mod:`ganlab.losses`).
-        optimizer: a partial ``optimizer(params)``, used for both networks unless
-            ``d_optimizer`` is given.
+        optimizer: a partial ``optimizer(params)``, used for both networks.
         noise: the prior p_z.
         k: discriminator steps per generator step.
         schedule: ``lr_decay``/``min_lr`` (per update) and ``momentum_final``/
             ``momentum_start``/``momentum_saturate`` (per epoch, 1-based).
         seed: seeds the noise stream (per DDP rank) and the fixed noise for sample grids.
-        n_fixed: size of the fixed noise batch that sample grids are drawn from.
         config: the composed run configuration (plain dict), stored in checkpoints so that
             tools can rebuild the model.
         average: ``{"kind": "none"|"uniform"|"ema", "decay", "start_epoch"}`` keeps an
@@ -67,10 +69,8 @@ class GAN(pl.LightningModule):
         noise: NoisePrior,
         k: int = 1,
         update: str = "alternating",
-        d_optimizer: Callable[..., Optimizer] | None = None,
         schedule: dict[str, Any] | None = None,
         seed: int = 0,
-        n_fixed: int = 100,
         config: dict[str, Any] | None = None,
         average: dict[str, Any] | None = None,
     ) -> None:
@@ -88,8 +88,7 @@ class GAN(pl.LightningModule):
         self.noise = noise
         self.k = int(k)
         self.update = update
-        self.g_optimizer = optimizer
-        self.d_optimizer = d_optimizer or optimizer
+        self.optimizer = optimizer
         self.schedule = dict(schedule or {})
         self.seed = int(seed)
         self.config = config
@@ -103,14 +102,11 @@ class GAN(pl.LightningModule):
                 self.average = None
             else:
                 self.generator_avg = make_average(generator, kind, decay)
-        self._pending_noise_state: dict | None = None
-        self._pending_rank_states: list[dict[str, Any]] | None = None
-        fixed = noise.draw(n_fixed, torch.Generator().manual_seed(self.seed + 12345))
+        self.streams = RandomStreams(noise)
+        # the noise that sample grids are drawn from, the same z at every epoch
+        fixed = noise.draw(N_FIXED, torch.Generator().manual_seed(self.seed + 12345))
         self.register_buffer("fixed_z", fixed)
-        self.momentum: list[LinearMomentum] = []
-        self._logging = True  # whether this step's values are logged (see _logs_this_step)
-        self._examples = 0  # real examples consumed by this process (throughput logging)
-        self._tick: tuple[float, int] | None = None
+        self._logging = True  # whether this step's values are logged (lightning_compat)
 
     # ----------------------------------------------------------------- sampling
     def forward(self, z: Tensor) -> Tensor:
@@ -159,8 +155,8 @@ class GAN(pl.LightningModule):
 
     # ------------------------------------------------------------- optimisation
     def configure_optimizers(self):
-        opt_g = self.g_optimizer(self.generator.parameters())
-        opt_d = self.d_optimizer(self.discriminator.parameters())
+        opt_g = self.optimizer(self.generator.parameters())
+        opt_d = self.optimizer(self.discriminator.parameters())
         decay = float(self.schedule.get("lr_decay", 1.0))
         min_lr = float(self.schedule.get("min_lr", 0.0))
         out = []
@@ -169,17 +165,16 @@ class GAN(pl.LightningModule):
             out.append(
                 {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "name": f"lr/{name}"}}
             )
-        final = self.schedule.get("momentum_final")
-        self.momentum = [
-            LinearMomentum(
-                opt,
-                final=None if final is None else float(final),
-                start=int(self.schedule.get("momentum_start", 1)),
-                saturate=int(self.schedule.get("momentum_saturate", 1)),
-            )
-            for opt in (opt_g, opt_d)
-        ]
         return tuple(out)
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The momentum ramp of ``schedule`` belongs to the experiment, so the module brings it."""
+        final = self.schedule.get("momentum_final")
+        return [MomentumRamp(
+            final=None if final is None else float(final),
+            start=int(self.schedule.get("momentum_start", 1)),
+            saturate=int(self.schedule.get("momentum_saturate", 1)),
+        )]
 
     def setup(self, stage: str) -> None:
         """Data-dependent initialisation (e.g. the paper's marginal output bias).
@@ -198,42 +193,10 @@ class GAN(pl.LightningModule):
                 "update=simultaneous runs on one device only (DDP's gradient hooks need each "
                 "backward pass to reach both networks); use update=alternating with DDP"
             )
-        self.noise.seed(self.seed, self.global_rank, self.device)
-        mine = self._saved_rank_state()
-        noise = mine.get("noise") if mine is not None else self._pending_noise_state
-        if noise and (mine is not None or self.global_rank == 0):
-            self.noise.load_state_dict(noise, self.device)
-        self._pending_noise_state = None
+        self.streams.start_fit(self.seed, self.global_rank, self.device)
 
     def on_train_start(self) -> None:
-        """Set the momentum of the current epoch; on resume, restore the global torch RNG.
-
-        A run resumed mid-epoch (or on its last batch) skips ``on_train_epoch_start``, so the
-        ramp is applied here too. The RNG (dropout masks) is restored here rather than when
-        the checkpoint is read because Lightning's own setup between the two may draw from it.
-        """
-        for ramp in self.momentum:
-            ramp.step(self.current_epoch + 1)
-        mine = self._saved_rank_state()
-        self._pending_rank_states = None
-        if mine is None:
-            return
-        if "torch" in mine:
-            torch.set_rng_state(mine["torch"])
-        if "cuda" in mine and self.device.type == "cuda":
-            torch.cuda.set_rng_state(mine["cuda"], self.device)
-
-    def _saved_rank_state(self) -> dict[str, Any] | None:
-        """This rank's random states from the checkpoint being resumed, if it has them."""
-        states = self._pending_rank_states
-        rank = self.global_rank
-        if not states or rank >= len(states):
-            return None
-        return states[rank]
-
-    def on_train_epoch_start(self) -> None:
-        for ramp in self.momentum:
-            ramp.step(self.current_epoch + 1)
+        self.streams.start_training(self.global_rank, self.device)
 
     def _d_step(self, real: Tensor, opt_d, sched_d) -> dict[str, Tensor]:
         with torch.no_grad():
@@ -301,7 +264,7 @@ class GAN(pl.LightningModule):
         sched_g, sched_d = self.lr_schedulers()
         chunks = [c for c in batch.tensor_split(self.k) if len(c)]
         m = len(chunks[0])
-        self._logging = self._logs_this_step()
+        self._logging = logs_this_step(self._trainer)
         if self.update == "simultaneous":
             stats = self._simultaneous_step(batch, opt_g, opt_d, sched_g, sched_d)
         else:
@@ -312,18 +275,8 @@ class GAN(pl.LightningModule):
             "start_epoch", 0
         ):
             self.generator_avg.update_parameters(self.generator)
-        self._examples += len(batch)
         if self._logging:
             self._log_stats(stats, opt_g, opt_d, m)
-
-    def _logs_this_step(self) -> bool:
-        """Whether Lightning writes logs after this batch (every ``log_every_n_steps``).
-
-        ``self.log`` costs ~0.1 ms a call in Python; calling it only on the batches whose
-        values are written keeps logging out of the per-step cost.
-        """
-        connector = getattr(self.trainer, "_logger_connector", None)
-        return bool(getattr(connector, "should_update_logs", True))
 
     def _log_stats(self, stats: dict[str, Tensor], opt_g, opt_d, batch_size: int) -> None:
         shown = {"loss_d", "loss_g"}
@@ -333,45 +286,13 @@ class GAN(pl.LightningModule):
             self.log(f"train/{key}", value, prog_bar=key in shown, batch_size=batch_size)
         for name, opt in (("generator", opt_g), ("discriminator", opt_d)):
             self.log(f"lr/{name}", opt.param_groups[0]["lr"], batch_size=batch_size)
-        self.log("train/momentum", self.momentum[0].get_momentum(), batch_size=batch_size)
-        # real examples per second on this rank since the last logged step (no device sync:
-        # averaged over log_every_n_steps steps, queued GPU work evens out)
-        now = time.perf_counter()
-        if self._tick is not None and now > self._tick[0]:
-            rate = (self._examples - self._tick[1]) / (now - self._tick[0])
-            self.log("train/samples_per_sec", rate, batch_size=batch_size)
-        self._tick = (now, self._examples)
 
     # ------------------------------------------------------------- checkpoints
-    def _rank_state(self) -> dict[str, Any]:
-        """This process's random streams: the noise prior's and torch's global ones."""
-        state: dict[str, Any] = {"noise": self.noise.state_dict(), "torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.device)
-        return state
-
-    def _gather_rank_states(self) -> list[dict[str, Any]]:
-        """Every rank's :meth:`_rank_state`, in rank order (Lightning writes rank 0's file)."""
-        state = self._rank_state()
-        trainer = self._trainer
-        if (trainer is None or trainer.world_size <= 1
-                or not torch.distributed.is_available() or not torch.distributed.is_initialized()):
-            return [state]
-        states: list[Any] = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(states, state)
-        return states
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the config and every rank's random streams, as plain containers and tensors.
-
-        ``"noise"`` (rank 0's stream) is kept for older readers; ``"rng"`` holds one entry per
-        rank so that each DDP rank resumes its own noise and dropout streams.
-        """
-        checkpoint["ganlab"] = {
-            "config": self.config,
-            "noise": self.noise.state_dict(),
-            "rng": self._gather_rank_states(),
-        }
+        """Store the config and every rank's random streams, as plain containers and tensors."""
+        entry: dict[str, Any] = {"config": self.config}
+        self.streams.save(entry, self._trainer, self.device)
+        checkpoint["ganlab"] = entry
 
     def complete_average(self, state_dict: dict[str, Tensor]) -> None:
         """Make a state dict fit this model's averaging setting, in place.
@@ -394,6 +315,4 @@ class GAN(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.complete_average(checkpoint["state_dict"])
-        state = checkpoint.get("ganlab", {})
-        self._pending_noise_state = state.get("noise") or None
-        self._pending_rank_states = state.get("rng") or None
+        self.streams.load(checkpoint.get("ganlab", {}))

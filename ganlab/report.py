@@ -31,7 +31,7 @@ import yaml
 METRIC = "parzen/test_ll"
 RUN_SE = {"parzen/test_ll": "parzen/test_se"}
 SEED = "seed"
-ERROR_FILE = "error.txt"  # written by ganlab.train.record_failure
+ERROR_FILE = "error.txt"  # written by ganlab.run_files.record_failure
 
 
 @dataclass

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ganlab.averaging import average_checkpoints
-from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint
+from ganlab.build import build_datamodule, build_gan
+from ganlab.checkpoint import average_checkpoints, check_compatible, load_checkpoint
 from ganlab.data.base import GANDataModule
+from ganlab.errors import CheckpointError
 from ganlab.module import GAN
 
 
@@ -26,7 +26,7 @@ def restore_run(
     The checkpoint stores the run's composed config, so the networks are rebuilt exactly as
     trained; ``data_root`` points the datamodule at another copy of the data. A list of
     checkpoints (of one run) gives the last one with its generator replaced by the mean of
-    all their generators (:func:`ganlab.averaging.average_checkpoints`).
+    all their generators (:func:`ganlab.checkpoint.average_checkpoints`).
     """
     if isinstance(ckpt_path, str | Path):
         ckpt = load_checkpoint(ckpt_path)
@@ -35,15 +35,14 @@ def restore_run(
     cfg = OmegaConf.create(ckpt["ganlab"]["config"])
     if data_root is not None:
         cfg.data.root = str(data_root)
-    model: GAN = instantiate(cfg.model)
+    model = build_gan(cfg)
     check_compatible(ckpt, model)
     model.complete_average(ckpt["state_dict"])
     model.load_state_dict(ckpt["state_dict"])
-    model.config = ckpt["ganlab"]["config"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
-    datamodule: GANDataModule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     datamodule.setup("test")
     return model, datamodule, ckpt
 

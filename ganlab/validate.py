@@ -22,6 +22,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.averaging import check_average
+from ganlab.errors import ConfigError
 from ganlab.module import UPDATES
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
 from ganlab.optim import LinearMomentum, exponential_decay
@@ -30,7 +31,7 @@ from ganlab.optim import LinearMomentum, exponential_decay
 DEFAULT_MIN_FREE_MB = 100.0
 
 #: network classes whose supported data shapes are a rule of their own: cls -> check(shape,
-#: owner) that raises ValueError. A class may instead define ``check_data_shape(shape, owner)``.
+#: owner) that raises ValueError (a new such network adds its rule here)
 SHAPE_RULES: dict[type, Callable[[Sequence[int], str], Any]] = {
     DCGANGenerator: dcgan_layout,
     DCGANDiscriminator: dcgan_layout,
@@ -42,16 +43,9 @@ NO_JOB_FLAGS = {"-h", "--help", "-hh", "--hydra-help", "-c", "--cfg", "-i", "--i
                 "-sc", "--shell-completion", "--version", "-p", "--package", "-r", "--resolve"}
 
 
-class ConfigError(ValueError):
-    """A setting (or the data a setting points to) cannot work; the message says which."""
-
-
 def _select(cfg: DictConfig, key: str) -> Any:
-    """The value at ``key`` or None; an unresolvable interpolation also counts as unset."""
-    try:
-        return OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
-    except Exception:  # e.g. ${hydra:...} outside a Hydra run
-        return None
+    """The value at ``key``, or None where the config has none."""
+    return OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
 
 
 def _is_int(value: Any) -> bool:
@@ -177,9 +171,7 @@ def _check_shapes(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"arch.{part}._target_={target!r} is not allowed: no such class can be imported"
             ) from None
-        rule = getattr(cls, "check_data_shape", None)
-        if rule is None:
-            rule = next((r for c, r in SHAPE_RULES.items() if issubclass(cls, c)), None)
+        rule = next((r for c, r in SHAPE_RULES.items() if issubclass(cls, c)), None)
         if rule is None:
             continue
         choice = _arch_choice()

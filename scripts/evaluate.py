@@ -15,10 +15,11 @@ import hydra
 from omegaconf import DictConfig
 
 from ganlab import visualization as vis
+from ganlab.cli import cli_errors
+from ganlab.errors import ConfigError
 from ganlab.evaluation import aggregate_folds
 from ganlab.evaluation.protocol import parzen_score, plot_valid_curve, sigma_grid
 from ganlab.restore import expand_checkpoints, restore_run
-from ganlab.train import cli_errors
 
 WEIGHTS = {"auto": None, "raw": False, "averaged": True}
 
@@ -27,7 +28,7 @@ def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
     model, datamodule, _ = restore_run(ckpt, cfg.data_root, cfg.device)
     averaged = WEIGHTS[cfg.weights]
     if averaged and not model.has_average:
-        raise SystemExit(f"error: weights=averaged, but {ckpt} holds no averaged generator "
+        raise ConfigError(f"weights=averaged, but {ckpt} holds no averaged generator "
                          "(the run kept none, or average_ckpts=true replaced it); use "
                          "weights=auto or weights=raw")
     result = parzen_score(
@@ -60,7 +61,7 @@ def main(cfg: DictConfig) -> float:
 
 def score(cfg: DictConfig) -> float:
     if cfg.weights not in WEIGHTS:
-        raise SystemExit(f"error: weights={cfg.weights!r} is not one of {', '.join(WEIGHTS)}")
+        raise ConfigError(f"weights={cfg.weights!r} is not one of {', '.join(WEIGHTS)}")
     ckpts = expand_checkpoints(cfg.ckpt)
     if cfg.average_ckpts:
         out = Path(cfg.out) if cfg.out else Path(ckpts[-1]).with_suffix(".average.parzen.json")

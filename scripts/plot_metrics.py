@@ -13,12 +13,15 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from ganlab.cli import exit_on_user_error
+from ganlab.errors import ConfigError
+
 
 def read_series(run_dir: Path, key: str) -> tuple[list[int], list[float], list[float]]:
     """(epochs, values, standard errors) of ``key`` from ``<run>/csv/version_*/metrics.csv``."""
     files = sorted(Path(run_dir).glob("csv/version_*/metrics.csv"))
     if not files:
-        raise SystemExit(f"error: no csv/version_*/metrics.csv under {run_dir} (logger=csv runs)")
+        raise ConfigError(f"no csv/version_*/metrics.csv under {run_dir} (logger=csv runs)")
     se_key = key.replace("_ll", "_se") if key.endswith("_ll") else None
     epochs, values, errors = [], [], []
     with open(files[-1]) as f:
@@ -28,7 +31,7 @@ def read_series(run_dir: Path, key: str) -> tuple[list[int], list[float], list[f
                 values.append(float(row[key]))
                 errors.append(float(row[se_key]) if se_key and row.get(se_key) else 0.0)
     if not values:
-        raise SystemExit(f"error: {files[-1]} has no values for {key!r}")
+        raise ConfigError(f"{files[-1]} has no values for {key!r}")
     return epochs, values, errors
 
 
@@ -63,4 +66,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error():  # a missing file or key: one line, no traceback
+        main()

@@ -7,8 +7,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ganlab.train import cli_errors, train
-from ganlab.validate import ConfigError, check_cli_output_dir
+from ganlab.cli import cli_errors, exit_on_user_error
+from ganlab.train import train
+from ganlab.validate import check_cli_output_dir
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -21,8 +22,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    try:  # before Hydra creates the run folder (it would fail there with a traceback)
+    with exit_on_user_error():  # before Hydra creates the run folder (it fails with a traceback)
         check_cli_output_dir(sys.argv[1:])
-    except ConfigError as err:
-        raise SystemExit(f"error: {err}") from None
     main()

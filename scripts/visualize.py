@@ -10,9 +10,10 @@ import hydra
 from omegaconf import DictConfig
 
 from ganlab import visualization as vis
+from ganlab.cli import cli_errors
+from ganlab.errors import ConfigError
 from ganlab.figures import paper_figures
 from ganlab.restore import expand_checkpoints, restore_run
-from ganlab.train import cli_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="visualize")
@@ -24,7 +25,7 @@ def main(cfg: DictConfig) -> None:
 def draw(cfg: DictConfig) -> None:
     ckpts = expand_checkpoints(cfg.ckpt)
     if len(ckpts) > 1 and not cfg.average_ckpts:
-        raise SystemExit(f"error: ckpt names {len(ckpts)} checkpoints: give one, or add "
+        raise ConfigError(f"ckpt names {len(ckpts)} checkpoints: give one, or add "
                          "average_ckpts=true to draw the mean of their generators")
     model, datamodule, _ = restore_run(ckpts if cfg.average_ckpts else ckpts[0],
                                        cfg.data_root, cfg.device)

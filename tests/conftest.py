@@ -50,13 +50,11 @@ def fashion_root(tmp_path_factory) -> Path:
     return copy_dataset("FashionMNIST", tmp_path_factory.mktemp("fashion"))
 
 
-def compose(overrides: list[str] | None = None):
-    """The composed config, as ``scripts/train.py`` would see it (without running Hydra)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+def compose(overrides: list[str] | None = None, output_dir: str | Path | None = None):
+    """The composed config, as ``scripts/train.py`` sees it (``ganlab.config.compose``)."""
+    from ganlab.config import compose as compose_config
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides or []))
+    return compose_config(list(overrides or []), output_dir)
 
 
 def run_train(args: list[str], run_dir: Path, env: dict | None = None, timeout: int = 300):

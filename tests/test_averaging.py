@@ -7,11 +7,11 @@ import json
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 
 from conftest import compose, run_script, run_train
-from ganlab.averaging import PREFIX, average_checkpoints, average_state_dicts, make_average
-from ganlab.checkpoint import CheckpointError
+from ganlab.averaging import PREFIX, average_state_dicts, make_average
+from ganlab.build import build_datamodule, build_gan
+from ganlab.checkpoint import CheckpointError, average_checkpoints
 from ganlab.restore import restore_run
 
 SMALL = ["data=ring", "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
@@ -31,7 +31,7 @@ class GeneratorIterates(pl.Callback):
 
 def _fit(overrides: list[str], epochs: int = 3):
     cfg = compose([*SMALL, *overrides])
-    model, data = instantiate(cfg.model), instantiate(cfg.data)
+    model, data = build_gan(cfg), build_datamodule(cfg)
     pl.seed_everything(0, verbose=False)
     spy = GeneratorIterates()
     pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -90,8 +90,8 @@ def test_samples_come_from_the_average_once_it_has_started():
 
 
 def test_a_state_dict_without_average_loads_and_one_with_it_loads_without():
-    with_avg = instantiate(compose([*SMALL, "average=ema"]).model)
-    without = instantiate(compose(SMALL).model)
+    with_avg = build_gan(compose([*SMALL, "average=ema"]))
+    without = build_gan(compose(SMALL))
     state = without.state_dict()
     with_avg.complete_average(state)
     with_avg.load_state_dict(state)  # strict: every key is present now
@@ -209,10 +209,10 @@ def test_evaluate_script_scores_raw_averaged_and_checkpoint_mean(two_checkpoints
 
 
 def test_paper_preset_averages_and_can_turn_it_off():
-    model = instantiate(compose(["experiment=paper_mnist"]).model)
+    model = build_gan(compose(["experiment=paper_mnist"]))
     assert model.average == {"kind": "uniform", "start_epoch": 0}
     assert model.generator_avg is not None
-    model = instantiate(compose(["experiment=paper_mnist", "average=none"]).model)
+    model = build_gan(compose(["experiment=paper_mnist", "average=none"]))
     assert model.average is None and model.generator_avg is None
 
 

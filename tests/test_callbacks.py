@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
 
 from conftest import compose
+from ganlab.build import build_datamodule, build_gan
 from ganlab.callbacks import ParzenEvaluation, SampleGrid
 from ganlab.evaluation.protocol import parzen_score
 
@@ -14,7 +14,7 @@ def _fit(tmp_path, callbacks, max_epochs=5, max_steps=-1):
     cfg = compose(["data=ring", "arch=mlp", "arch.generator.hidden=[16]",
                    "arch.discriminator.hidden=[16]", "data.n_train=200", "data.n_val=100",
                    "data.n_test=100", "noise.dim=4"])
-    model, dm = instantiate(cfg.model), instantiate(cfg.data)
+    model, dm = build_gan(cfg), build_datamodule(cfg)
     trainer = pl.Trainer(
         accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, max_epochs=max_epochs,

@@ -5,9 +5,9 @@ import itertools
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
 
 from conftest import CONF, compose
+from ganlab.build import build_datamodule, build_gan
 from ganlab.module import GAN
 
 DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
@@ -36,8 +36,8 @@ def test_every_data_arch_combination_instantiates(data, arch):
         pytest.skip("tfd_mlp is the paper's TFD architecture")
     for loss in LOSS:
         cfg = compose([f"data={data}", f"arch={arch}", f"loss={loss}", "optim=adam"])
-        model = instantiate(cfg.model)
-        datamodule = instantiate(cfg.data)  # constructing reads no files
+        model = build_gan(cfg)
+        datamodule = build_datamodule(cfg)  # constructing reads no files
         assert isinstance(model, GAN)
         assert type(model.loss).__name__.lower() == loss
         assert datamodule.shape == tuple(cfg.data.shape)
@@ -50,12 +50,12 @@ def test_every_data_arch_combination_instantiates(data, arch):
 
 def test_top_level_options():
     cfg = compose(["k=5", "seed=3", "optim.lr=0.01", "data.root=/elsewhere", "data.download=false"])
-    model = instantiate(cfg.model)
+    model = build_gan(cfg)
     assert model.k == 5 and model.seed == 3
-    assert instantiate(cfg.data).batches_per_step == 5
+    assert build_datamodule(cfg).batches_per_step == 5
     opt = model.configure_optimizers()[0]["optimizer"]
     assert opt.param_groups[0]["lr"] == 0.01
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     assert dm.root == "/elsewhere" and dm.download is False
 
 

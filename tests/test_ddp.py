@@ -24,10 +24,12 @@ from omegaconf import DictConfig, open_dict
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from conftest import compose, run_train
+from ganlab.build import build_datamodule, build_gan
 from ganlab.checkpoint import load_checkpoint
 from ganlab.data.base import GANDataModule
+from ganlab.launch import check_launch
 from ganlab.noise import NoisePrior
-from ganlab.train import check_launch, train
+from ganlab.train import train
 from ganlab.validate import ConfigError
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]"]
@@ -123,7 +125,7 @@ def test_ddp_run_shards_data_syncs_weights_and_writes_once(tmp_path):
         assert r["calls_per_step"] == [3 * r["buckets"]] * 6, r["calls_per_step"]
     # each epoch the two ranks see disjoint halves that together are the training set
     train_rows = {tuple(round(v, 6) for v in row)
-                  for row in instantiate(cfg.data).split("train").tolist()}
+                  for row in build_datamodule(cfg).split("train").tolist()}
     for epoch in ("0", "1"):
         a, b = ({tuple(row) for row in r["rows"][epoch]} for r in rec)
         assert len(a) == len(b) == 120 and not a & b and a | b == train_rows
@@ -232,7 +234,7 @@ def test_one_ddp_step_equals_one_step_on_the_combined_batch():
     cfg = compose(["data=ring", *SMALL_MLP, "optim.momentum=0", "optim.lr=0.5", f"k={K}",
                    "loss=minimax", "noise.dim=4"])
     torch.manual_seed(0)
-    model = instantiate(cfg.model)
+    model = build_gan(cfg)
     batches = torch.randn(STEPS, WORLD, K * B, 2, generator=torch.Generator().manual_seed(1))
     start = copy.deepcopy(model.state_dict())
 
@@ -268,7 +270,7 @@ def test_sync_batchnorm_converts_and_needs_gpus():
     cfg = compose(["data=mnist", "arch=dcgan", *SPAWN, "trainer.sync_batchnorm=true",
                    "paths.output_dir=unused"])
     trainer = instantiate(cfg.trainer, logger=False)
-    model = instantiate(cfg.model)
+    model = build_gan(cfg)
     synced = trainer.strategy._layer_sync.apply(model)
     kinds = {type(m).__name__ for m in synced.modules() if "BatchNorm" in type(m).__name__}
     assert kinds == {"SyncBatchNorm"}
@@ -277,7 +279,7 @@ def test_sync_batchnorm_converts_and_needs_gpus():
 
 
 def test_simultaneous_update_is_refused_under_ddp():
-    model = instantiate(compose(["data=ring", *SMALL_MLP, "update=simultaneous"]).model)
+    model = build_gan(compose(["data=ring", *SMALL_MLP, "update=simultaneous"]))
     model._trainer = SimpleNamespace(world_size=2, global_rank=0)
     with pytest.raises(ValueError, match="update=simultaneous runs on one device only"):
         model.on_fit_start()

@@ -14,7 +14,9 @@ from hydra.utils import instantiate
 from torch import nn
 
 from conftest import CONF, compose
+from ganlab.build import build_datamodule, build_gan
 from ganlab.module import GAN
+from ganlab.optim import LinearMomentum
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
@@ -113,7 +115,7 @@ def test_preset_settings(name):
     assert cfg.data.get("gcn") == want["gcn"]
     assert cfg.data.output == want["output"]
     assert cfg.data.batch_size == want["batch"]
-    assert cfg.data.batches_per_step == cfg.k == 1
+    assert cfg.k == 1 and build_datamodule(cfg).batches_per_step == 1
     assert cfg.optim._target_ == want["optim"]
     assert cfg.optim.lr == pytest.approx(want["lr"])
     if want["optim"] == SGD:
@@ -127,17 +129,17 @@ def test_preset_settings(name):
     for key, value in want["schedule"].items():
         assert cfg.schedule[key] == (pytest.approx(value) if value is not None else None), key
     assert cfg.trainer.max_epochs == want["epochs"]
-    assert cfg.model.generator._target_ == want["g"]
-    assert cfg.model.discriminator._target_ == want["d"]
+    assert cfg.arch.generator._target_ == want["g"]
+    assert cfg.arch.discriminator._target_ == want["d"]
     # networks are sized from the data and follow its output range
-    assert tuple(cfg.model.generator.shape) == want["shape"]
-    assert tuple(cfg.model.discriminator.shape) == want["shape"]
-    assert cfg.model.generator.output == want["output"]
+    assert tuple(cfg.arch.generator.shape) == want["shape"]
+    assert tuple(cfg.arch.discriminator.shape) == want["shape"]
+    assert cfg.arch.generator.output == want["output"]
 
 
 def test_paper_tfd_data():
     cfg = compose(["experiment=paper_tfd"])
-    dm = instantiate(cfg.data)  # reads no file
+    dm = build_datamodule(cfg)  # reads no file
     assert dm.fold == 0 and dm.path is None and dm.download is False
     assert dm.shape == (1, 48, 48) and dm.output == "sigmoid"
 
@@ -145,7 +147,7 @@ def test_paper_tfd_data():
 @pytest.mark.parametrize("name", ["paper_cifar10_fc", "paper_cifar10_conv", "dcgan_cifar10"])
 def test_cifar_data(name):
     cfg = compose([f"experiment={name}"])
-    dm = instantiate(cfg.data)  # reads no file
+    dm = build_datamodule(cfg)  # reads no file
     assert dm.n_val == 10_000 and dm.gcn == EXPECTED[name]["gcn"]
     assert dm.output == EXPECTED[name]["output"]
     if dm.gcn is not None:
@@ -157,8 +159,8 @@ def test_full_size_networks(name):
     """The paper's parameter counts (original-code-notes section 2), built on the meta device."""
     cfg = compose([f"experiment={name}"])
     with torch.device("meta"):
-        g = instantiate(cfg.model.generator)
-        d = instantiate(cfg.model.discriminator)
+        g = instantiate(cfg.arch.generator)
+        d = instantiate(cfg.arch.discriminator)
     assert (n_params(g), n_params(d)) == EXPECTED[name]["params"]
 
 
@@ -167,7 +169,7 @@ def test_preset_builds_and_runs(name):
     want = EXPECTED[name]
     cfg = compose([f"experiment={name}", *SMALL.get(name, [])])
     torch.manual_seed(0)
-    model = instantiate(cfg.model)
+    model = build_gan(cfg)
     assert isinstance(model, GAN)
     assert model.update == want["update"] and model.k == 1
     assert model.noise.kind == want["noise"] and model.loss.scale == want["scale"]
@@ -182,12 +184,14 @@ def test_preset_builds_and_runs(name):
         sched.step()
         decay = want["schedule"]["lr_decay"]
         assert opt.param_groups[0]["lr"] == pytest.approx(want["lr"] / decay, rel=1e-12)
-    for ramp in model.momentum:
-        ramp.step(1)
-        assert ramp.get_momentum() == pytest.approx(0.5)
-        ramp.step(250)
+    (ramp,) = model.configure_callbacks()  # the momentum ramp comes with the module
+    for conf in (g_conf, d_conf):
+        one = LinearMomentum(conf["optimizer"], ramp.final, ramp.start, ramp.saturate)
+        one.step(1)
+        assert one.get_momentum() == pytest.approx(0.5)
+        one.step(250)
         final = want["schedule"]["momentum_final"]
-        assert ramp.get_momentum() == pytest.approx(0.5 if final is None else final)
+        assert one.get_momentum() == pytest.approx(0.5 if final is None else final)
 
     model.train()  # dropout and batch norm as in training
     with torch.no_grad():

@@ -24,15 +24,16 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from conftest import compose, run_train
 from ganlab import wandb_setup
+from ganlab.build import build_datamodule, build_gan
 from ganlab.callbacks.guards import DivergenceError, DivergenceGuard, find_nonfinite
 from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint
+from ganlab.cli import RunFailed, cli_errors
 from ganlab.data.mnist import MissingDataError
-from ganlab.train import RunFailed, TrainingInterrupted, cli_errors, train
+from ganlab.train import TrainingInterrupted, train
 from ganlab.validate import (
     ConfigError,
     check_cli_output_dir,
@@ -209,11 +210,11 @@ def test_truncated_uncompressed_mnist_file_is_named(tmp_path, mnist_root):
         (raw / gz.name.removesuffix(".gz")).write_bytes(gzip.decompress(gz.read_bytes()))
     cfg = toy_cfg(tmp_path / "run", f"data.root={tmp_path / 'data'}", "data.download=false",
                   data="mnist")
-    instantiate(cfg.data).prepare_data()  # intact files load
+    build_datamodule(cfg).prepare_data()  # intact files load
     broken = raw / "t10k-images-idx3-ubyte"
     broken.write_bytes(broken.read_bytes()[:5000])
     with pytest.raises(MissingDataError) as err:
-        instantiate(cfg.data).prepare_data()
+        build_datamodule(cfg).prepare_data()
     message = str(err.value)
     assert one_line(message) and str(broken) in message
     assert "5000 bytes, its header says 7840016" in message
@@ -232,7 +233,7 @@ def trained(tmp_path_factory) -> Path:
 def test_checkpoint_loads_and_fits_its_model(trained):
     ckpt = load_checkpoint(trained)
     assert ckpt["global_step"] == STEPS_PER_EPOCH
-    model = instantiate(toy_cfg(Path("unused")).model)
+    model = build_gan(toy_cfg(Path("unused")))
     check_compatible(ckpt, model)
 
 
@@ -258,7 +259,7 @@ def test_missing_corrupt_and_foreign_checkpoints(trained, tmp_path):
 
 
 def test_checkpoint_from_another_architecture(trained):
-    wider = instantiate(toy_cfg(Path("unused"), "arch.generator.hidden=[64]").model)
+    wider = build_gan(toy_cfg(Path("unused"), "arch.generator.hidden=[64]"))
     with pytest.raises(CheckpointError) as err:
         check_compatible(load_checkpoint(trained), wider)
     message = str(err.value)
@@ -322,7 +323,7 @@ def test_check_every_n_steps_limits_device_syncs(tmp_path, monkeypatch):
 
 
 def test_find_nonfinite_names_the_network_and_the_loss():
-    model = instantiate(toy_cfg(Path("unused")).model)
+    model = build_gan(toy_cfg(Path("unused")))
     assert find_nonfinite(model, {"train/loss_d": torch.tensor(0.3)}) == []
     with torch.no_grad():
         model.discriminator.net[1].weight[0, 0] = float("inf")

@@ -19,7 +19,8 @@ from omegaconf import DictConfig, open_dict
 from conftest import compose
 from ganlab.checkpoint import load_checkpoint
 from ganlab.data import Ring
-from ganlab.train import TrainingInterrupted, resolve_ckpt_path, train
+from ganlab.launch import resolve_ckpt_path
+from ganlab.train import TrainingInterrupted, train
 
 # 300 examples, k=2 minibatches of 20 per step: 8 steps an epoch (the last one of 20 rows)
 STEPS_PER_EPOCH = 8

@@ -1,7 +1,9 @@
-"""Lightning callbacks: what a run writes and logs besides its losses."""
+"""Lightning callbacks: what a run writes and logs besides its losses (one file each)."""
 
 from ganlab.callbacks.figures import PaperFigures
+from ganlab.callbacks.momentum import MomentumRamp
 from ganlab.callbacks.parzen import ParzenEvaluation
 from ganlab.callbacks.samples import SampleGrid
+from ganlab.callbacks.throughput import Throughput
 
-__all__ = ["PaperFigures", "ParzenEvaluation", "SampleGrid"]
+__all__ = ["MomentumRamp", "PaperFigures", "ParzenEvaluation", "SampleGrid", "Throughput"]

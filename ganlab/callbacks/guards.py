@@ -19,11 +19,9 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 
+from ganlab.errors import DivergenceError
+
 log = logging.getLogger(__name__)
-
-
-class DivergenceError(RuntimeError):
-    """Training produced NaN/Inf losses or weights; the message names the last good checkpoint."""
 
 
 def _groups(module: nn.Module) -> list[tuple[str, list[tuple[str, Tensor]]]]:

@@ -10,10 +10,7 @@ from torch import Tensor
 from torchvision import datasets
 
 from ganlab.data.base import GANDataModule
-
-
-class MissingDataError(RuntimeError):
-    """A dataset's files are absent or unreadable; the message says what to do."""
+from ganlab.errors import MissingDataError
 
 
 class MNIST(GANDataModule):

@@ -1,0 +1,71 @@
+"""How the scripts turn a user error into one line on stderr (exit status 1), not a traceback.
+
+Every :class:`~ganlab.errors.GanlabError` is a user error. So is a ``ValueError`` raised by a
+constructor that Hydra instantiates (``data.std=-1 must be positive``): Hydra wraps it, and
+the constructor's own message is the useful part. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hydra.errors import CompactHydraException, InstantiationException
+
+from ganlab.errors import GanlabError
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(CompactHydraException):
+    """A user error, which Hydra prints as its message alone (``HYDRA_FULL_ERROR=1``: all)."""
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The one-line message for a user error, or None for anything else (a bug)."""
+    if isinstance(err, GanlabError):
+        message = str(err)
+    elif isinstance(err, InstantiationException):
+        cause = err.__cause__
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if not isinstance(cause, ValueError | GanlabError):
+            return None
+        message = str(cause)
+    else:
+        return None
+    return " ".join(message.split())
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Inside a ``@hydra.main`` function: user errors become :class:`RunFailed`.
+
+    Hydra prints those without a traceback (in a sweep, after the remaining jobs have run);
+    ``HYDRA_FULL_ERROR=1`` shows the whole chain. The message also goes to the run's log file.
+    """
+    try:
+        yield
+    except Exception as err:
+        message = user_error_message(err)
+        if message is None:
+            raise
+        for handler in logging.getLogger().handlers:  # keep the reason in the run's train.log
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, message,
+                                              None, None))
+        raise RunFailed(f"error: {message}") from err
+
+
+@contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Outside Hydra (argparse scripts, checks before Hydra starts): exit with ``error: ...``."""
+    try:
+        yield
+    except Exception as err:
+        message = user_error_message(err)
+        if message is None:
+            raise
+        raise SystemExit(f"error: {message}") from None

@@ -1,0 +1,80 @@
+"""The random streams a run must resume exactly: each rank's noise stream and torch RNG.
+
+Noise comes from the prior's own generator (seeded per DDP rank), dropout from torch's global
+RNG. Both are saved per rank in every checkpoint and put back on resume, so a resumed run
+draws the very noise and dropout masks the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from ganlab.noise import NoisePrior
+
+
+class RandomStreams:
+    """Capture and restore the random state of :class:`~ganlab.module.GAN` training."""
+
+    def __init__(self, noise: NoisePrior) -> None:
+        self.noise = noise
+        self._pending_noise: dict | None = None          # rank 0's stream (older checkpoints)
+        self._pending_ranks: list[dict[str, Any]] | None = None
+
+    def state(self, device: torch.device) -> dict[str, Any]:
+        """This process's streams: the noise prior's and torch's global ones."""
+        state: dict[str, Any] = {"noise": self.noise.state_dict(), "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(device)
+        return state
+
+    def gather(self, trainer: pl.Trainer | None, device: torch.device) -> list[dict[str, Any]]:
+        """Every rank's :meth:`state`, in rank order (Lightning writes rank 0's file)."""
+        state = self.state(device)
+        if (trainer is None or trainer.world_size <= 1
+                or not torch.distributed.is_available() or not torch.distributed.is_initialized()):
+            return [state]
+        states: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(states, state)
+        return states
+
+    def save(self, ganlab_entry: dict[str, Any], trainer: pl.Trainer | None,
+             device: torch.device) -> None:
+        """``"noise"`` (rank 0's stream, for older readers) and ``"rng"`` (one per rank)."""
+        ganlab_entry["noise"] = self.noise.state_dict()
+        ganlab_entry["rng"] = self.gather(trainer, device)
+
+    def load(self, ganlab_entry: dict[str, Any]) -> None:
+        """Keep a checkpoint's streams until training starts (see :meth:`start_fit`)."""
+        self._pending_noise = ganlab_entry.get("noise") or None
+        self._pending_ranks = ganlab_entry.get("rng") or None
+
+    def _mine(self, rank: int) -> dict[str, Any] | None:
+        states = self._pending_ranks
+        return states[rank] if states and rank < len(states) else None
+
+    def start_fit(self, seed: int, rank: int, device: torch.device) -> None:
+        """Seed this rank's noise stream, or put back the one a checkpoint saved."""
+        self.noise.seed(seed, rank, device)
+        mine = self._mine(rank)
+        noise = mine.get("noise") if mine is not None else self._pending_noise
+        if noise and (mine is not None or rank == 0):
+            self.noise.load_state_dict(noise, device)
+        self._pending_noise = None
+
+    def start_training(self, rank: int, device: torch.device) -> None:
+        """Put back torch's RNG (dropout masks) from the checkpoint being resumed.
+
+        Done when training starts rather than when the checkpoint is read, because
+        Lightning's own setup between the two may draw from it.
+        """
+        mine = self._mine(rank)
+        self._pending_ranks = None
+        if mine is None:
+            return
+        if "torch" in mine:
+            torch.set_rng_state(mine["torch"])
+        if "cuda" in mine and device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"], device)
