@@ -5,9 +5,45 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
 
 from ganlab import visualization as vis
 from ganlab.data.base import GANDataModule
+
+
+def sample_picture(
+    samples: Tensor, data: GANDataModule, nrow: int = 10, discriminator: nn.Module | None = None
+) -> Tensor | Figure:
+    """The one way a batch of samples is drawn, chosen by the data they imitate.
+
+    Images: a uint8 grid of ``nrow`` columns whose pixels are scaled by ``data.value_range``
+    (not clamped to [0, 1]: normalised data such as ``data.gcn=55`` span about +-3). 1-D
+    points: paper Figure 1 (p_data, p_g, D and D*). 2-D points: a scatter over the data's
+    modes, with D(x) as contours when ``discriminator`` is given.
+    """
+    if data.is_image:
+        return vis.image_grid(samples, nrow=nrow, value_range=data.value_range)
+    if data.dim == 1:
+        return vis.plot_1d(data.log_density, samples, discriminator, data.value_range)
+    if data.dim == 2:
+        return vis.plot_2d(samples, getattr(data, "centers", None), data.value_range,
+                           discriminator=discriminator)
+    raise ValueError(
+        f"{type(data).__name__} examples of shape {data.shape} have no picture: only images "
+        "(C, H, W) and 1-D or 2-D points can be drawn"
+    )
+
+
+def draw_samples(
+    samples: Tensor, data: GANDataModule, path: str | Path, nrow: int = 10,
+    discriminator: nn.Module | None = None,
+) -> Path:
+    """Write :func:`sample_picture` of ``samples`` to ``path`` (PNG); returns the path."""
+    picture = sample_picture(samples, data, nrow, discriminator)
+    if isinstance(picture, Figure):
+        return vis.save_figure(picture, path)
+    return vis.save_png(picture, path)
 
 
 def paper_figures(
@@ -34,12 +70,9 @@ def paper_figures(
                                       value_range=vr)
         out["interpolation"] = vis.save_png(grid, out_dir / "interpolation.png")
         return out
-    samples = module.sample(5000, seed=seed)
-    if datamodule.dim == 1:
-        fig = vis.plot_1d(datamodule.log_density, samples, disc, datamodule.value_range)
-        out["density_1d"] = vis.save_figure(fig, out_dir / "density_1d.png")
-    elif datamodule.dim == 2:
-        fig = vis.plot_2d(samples, getattr(datamodule, "centers", None),
-                          datamodule.value_range, discriminator=disc)
-        out["samples_2d"] = vis.save_figure(fig, out_dir / "samples_2d.png")
+    name = {1: "density_1d", 2: "samples_2d"}.get(datamodule.dim)
+    if name is not None:
+        samples = module.sample(5000, seed=seed)
+        out[name] = draw_samples(samples, datamodule, out_dir / f"{name}.png",
+                                 discriminator=disc)
     return out

@@ -9,8 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ganlab import visualization as vis
-from ganlab.figures import paper_figures
+from ganlab.figures import draw_samples, paper_figures
 from ganlab.restore import expand_checkpoints, restore_run
 from ganlab.train import cli_errors
 
@@ -33,8 +32,7 @@ def draw(cfg: DictConfig) -> None:
                           cols=cfg.cols, interpolations=cfg.interpolations, steps=cfg.steps)
     if datamodule.is_image:  # 100 samples, as the training-time grids
         samples = model.sample(100, seed=cfg.seed)
-        grid = vis.image_grid(samples, nrow=10, value_range=datamodule.value_range)
-        paths["samples"] = vis.save_png(grid, out_dir / "samples.png")
+        paths["samples"] = draw_samples(samples, datamodule, out_dir / "samples.png", nrow=10)
     for name, path in paths.items():
         print(f"{name}: {path}")
 

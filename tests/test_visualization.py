@@ -334,3 +334,41 @@ def test_plot_costs_script(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------- one picture per data kind
+
+
+def test_sample_picture_follows_the_data(tmp_path):
+    """Images: a grid in the data's value range; 1-D: Figure 1; 2-D: a scatter over the
+    modes with D beneath; anything else: a clear error."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from ganlab.figures import draw_samples, sample_picture
+
+    g = torch.Generator().manual_seed(7)
+    images = SimpleNamespace(is_image=True, dim=12, shape=(1, 3, 4), value_range=(-2.0, 2.0))
+    x = 4 * torch.rand(2, 1, 3, 4, generator=g) - 2
+    grid = sample_picture(x, images, nrow=2)
+    assert torch.equal(tile(grid, 0, 1, 3, 4, 2), to_u8(x[1, 0], -2, 2))
+    path = draw_samples(x, images, tmp_path / "grid.png", nrow=2)
+    with Image.open(path) as im:
+        assert np.array_equal(np.asarray(im), grid.permute(1, 2, 0).numpy())
+
+    disc = nn.Sequential(nn.Linear(1, 4), nn.Linear(4, 1), nn.Flatten(0))
+    fig = sample_picture(3 + torch.randn(100, 1, generator=g), Gaussian1D(), discriminator=disc)
+    labels = {ln.get_label() for ax in fig.axes for ln in ax.get_lines()}
+    assert {"$p_g(x)$ (KDE)", "$D(x)$"} <= labels
+
+    ring = Ring()
+    disc2 = nn.Sequential(nn.Linear(2, 4), nn.Linear(4, 1), nn.Flatten(0))
+    fig = sample_picture(ring.centers.repeat(10, 1), ring, discriminator=disc2)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["generated samples", "data modes"]
+    assert len(fig.axes) == 2  # the colour bar of D's contours
+    assert draw_samples(ring.centers, ring, tmp_path / "ring.png").read_bytes()[:4] == b"\x89PNG"
+
+    with pytest.raises(ValueError, match="no picture"):
+        sample_picture(torch.zeros(4, 3), SimpleNamespace(is_image=False, dim=3, shape=(3,)))

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
-from ganlab import visualization as vis
+from ganlab.figures import draw_samples
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
@@ -27,9 +27,10 @@ def log_png(trainer: pl.Trainer, key: str, path: Path, caption: str | None = Non
 class SampleGrid(pl.Callback):
     """Every ``every_n_epochs`` epochs, draw G(fixed z) and save/log it.
 
-    Images become a grid of ``nrow`` columns; 1-D toys the paper's Figure 1 (densities and
-    D(x)); 2-D toys a scatter over the data modes. PNGs go to ``<run dir>/samples/`` whether
-    or not a W&B logger is attached.
+    The picture is :func:`ganlab.figures.sample_picture`'s, as at the end of a run: images
+    become a grid of ``nrow`` columns in the data's value range; 1-D toys the paper's Figure 1
+    (densities and D(x)); 2-D toys a scatter over the data modes with D(x) beneath. PNGs go
+    to ``<run dir>/samples/`` whether or not a W&B logger is attached.
     """
 
     def __init__(self, every_n_epochs: int = 1, nrow: int = 10, dirname: str = "samples") -> None:
@@ -51,15 +52,10 @@ class SampleGrid(pl.Callback):
         disc.eval()
         try:
             if dm.is_image:
-                x = gen(module.fixed_z)
-                return vis.save_png(vis.image_grid(x, nrow=self.nrow), path)
-            n = 2000
-            samples = module.sample(n, seed=module.seed + 1, averaged=averaged)
-            if dm.dim == 1:
-                fig = vis.plot_1d(dm.log_density, samples, disc, dm.value_range)
+                samples = gen(module.fixed_z)
             else:
-                fig = vis.plot_2d(samples, getattr(dm, "centers", None), dm.value_range)
-            return vis.save_figure(fig, path)
+                samples = module.sample(2000, seed=module.seed + 1, averaged=averaged)
+            return draw_samples(samples, dm, path, nrow=self.nrow, discriminator=disc)
         finally:
             gen.train(was[0])
             disc.train(was[1])
