@@ -9,7 +9,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ganlab.figures import draw_samples, paper_figures
+from ganlab.plots.paper import paper_figures
+from ganlab.plots.samples import draw_samples
 from ganlab.restore import expand_checkpoints, restore_run
 from ganlab.train import cli_errors
 

@@ -6,28 +6,15 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import WandbLogger
 
-from ganlab.figures import draw_samples
-
-
-def run_dir(trainer: pl.Trainer) -> Path:
-    """The run's output directory (Hydra's), where PNGs and checkpoints land."""
-    return Path(trainer.default_root_dir)
-
-
-def log_png(trainer: pl.Trainer, key: str, path: Path, caption: str | None = None) -> None:
-    """Send a PNG already written to disk to every W&B logger of the run."""
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            extra = {"caption": [caption]} if caption else {}
-            logger.log_image(key=key, images=[str(path)], step=trainer.global_step, **extra)
+from ganlab.callbacks._output import log_png, run_dir
+from ganlab.plots.samples import draw_samples
 
 
 class SampleGrid(pl.Callback):
     """Every ``every_n_epochs`` epochs, draw G(fixed z) and save/log it.
 
-    The picture is :func:`ganlab.figures.sample_picture`'s, as at the end of a run: images
+    The picture is :func:`ganlab.plots.samples.sample_picture`'s, as at the end of a run: images
     become a grid of ``nrow`` columns in the data's value range; 1-D toys the paper's Figure 1
     (densities and D(x)); 2-D toys a scatter over the data modes with D(x) beneath. PNGs go
     to ``<run dir>/samples/`` whether or not a W&B logger is attached.
