@@ -14,11 +14,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ganlab import visualization as vis
 from ganlab.cli import cli_errors
 from ganlab.errors import ConfigError
 from ganlab.evaluation import aggregate_folds
-from ganlab.evaluation.protocol import parzen_score, plot_valid_curve, sigma_grid
+from ganlab.evaluation.protocol import parzen_score, sigma_grid
+from ganlab.plots.figure import save_figure
+from ganlab.plots.parzen import plot_valid_curve
 from ganlab.restore import expand_checkpoints, restore_run
 
 WEIGHTS = {"auto": None, "raw": False, "averaged": True}
@@ -43,7 +44,7 @@ def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
     out.write_text(json.dumps({"ckpt": ckpt if isinstance(ckpt, str) else list(ckpt),
                                "generator": which, "seed": cfg.seed, **asdict(result)},
                               indent=2))
-    vis.save_figure(plot_valid_curve(result), out.with_suffix(".png"))
+    save_figure(plot_valid_curve(result), out.with_suffix(".png"))
     name = ckpt if isinstance(ckpt, str) else f"{ckpt[0]} .. {ckpt[-1]}"
     what = f"{which}' generators" if which.startswith("mean") else f"{which} generator"
     print(f"{name} ({what}): Parzen log-likelihood {result.test_ll:.2f} ± "

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganlab.visualization import cost_curves, save_figure
+from ganlab.plots.costs import cost_curves
+from ganlab.plots.figure import save_figure
 
 
 def main(argv: list[str] | None = None) -> Path:

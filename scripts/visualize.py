@@ -9,10 +9,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ganlab import visualization as vis
 from ganlab.cli import cli_errors
 from ganlab.errors import ConfigError
-from ganlab.figures import paper_figures
+from ganlab.plots.paper import paper_figures
+from ganlab.plots.samples import draw_samples
 from ganlab.restore import expand_checkpoints, restore_run
 
 
@@ -34,8 +34,7 @@ def draw(cfg: DictConfig) -> None:
                           cols=cfg.cols, interpolations=cfg.interpolations, steps=cfg.steps)
     if datamodule.is_image:  # 100 samples, as the training-time grids
         samples = model.sample(100, seed=cfg.seed)
-        grid = vis.image_grid(samples, nrow=10, value_range=datamodule.value_range)
-        paths["samples"] = vis.save_png(grid, out_dir / "samples.png")
+        paths["samples"] = draw_samples(samples, datamodule, out_dir / "samples.png", nrow=10)
     for name, path in paths.items():
         print(f"{name}: {path}")
 

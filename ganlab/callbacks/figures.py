@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
-from ganlab.callbacks.samples import log_png, run_dir
-from ganlab.figures import paper_figures
+from ganlab.callbacks._output import log_png, run_dir
+from ganlab.plots.paper import paper_figures
 
 
 class PaperFigures(pl.Callback):

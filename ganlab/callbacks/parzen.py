@@ -8,9 +8,10 @@ from dataclasses import asdict
 import pytorch_lightning as pl
 import torch
 
-from ganlab import visualization as vis
-from ganlab.callbacks.samples import log_png, run_dir
-from ganlab.evaluation.protocol import parzen_score, plot_valid_curve, sigma_grid
+from ganlab.callbacks._output import log_png, run_dir
+from ganlab.evaluation.protocol import parzen_score, sigma_grid
+from ganlab.plots.figure import save_figure
+from ganlab.plots.parzen import plot_valid_curve
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class ParzenEvaluation(pl.Callback):
         if trainer.is_global_zero:
             which = "averaged G" if averaged else "G"
             path = run_dir(trainer) / "parzen" / f"{tag}epoch{epoch:04d}.png"
-            vis.save_figure(plot_valid_curve(result, title=f"epoch {epoch}, {which}: test "
+            save_figure(plot_valid_curve(result, title=f"epoch {epoch}, {which}: test "
                             f"{result.test_ll:.1f} ± {result.test_se:.1f}"), path)
             log_png(trainer, f"parzen/{tag}valid_curve", path, caption=f"epoch {epoch}")
             log.info("epoch %d Parzen (%s): %s", epoch, which, asdict(result))

@@ -6,30 +6,18 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import WandbLogger
 
-from ganlab import visualization as vis
-
-
-def run_dir(trainer: pl.Trainer) -> Path:
-    """The run's output directory (Hydra's), where PNGs and checkpoints land."""
-    return Path(trainer.default_root_dir)
-
-
-def log_png(trainer: pl.Trainer, key: str, path: Path, caption: str | None = None) -> None:
-    """Send a PNG already written to disk to every W&B logger of the run."""
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            extra = {"caption": [caption]} if caption else {}
-            logger.log_image(key=key, images=[str(path)], step=trainer.global_step, **extra)
+from ganlab.callbacks._output import log_png, run_dir
+from ganlab.plots.samples import draw_samples
 
 
 class SampleGrid(pl.Callback):
     """Every ``every_n_epochs`` epochs, draw G(fixed z) and save/log it.
 
-    Images become a grid of ``nrow`` columns; 1-D toys the paper's Figure 1 (densities and
-    D(x)); 2-D toys a scatter over the data modes. PNGs go to ``<run dir>/samples/`` whether
-    or not a W&B logger is attached.
+    The picture is :func:`ganlab.plots.samples.sample_picture`'s, as at the end of a run: images
+    become a grid of ``nrow`` columns in the data's value range; 1-D toys the paper's Figure 1
+    (densities and D(x)); 2-D toys a scatter over the data modes with D(x) beneath. PNGs go
+    to ``<run dir>/samples/`` whether or not a W&B logger is attached.
     """
 
     def __init__(self, every_n_epochs: int = 1, nrow: int = 10, dirname: str = "samples") -> None:
@@ -51,15 +39,10 @@ class SampleGrid(pl.Callback):
         disc.eval()
         try:
             if dm.is_image:
-                x = gen(module.fixed_z)
-                return vis.save_png(vis.image_grid(x, nrow=self.nrow), path)
-            n = 2000
-            samples = module.sample(n, seed=module.seed + 1, averaged=averaged)
-            if dm.dim == 1:
-                fig = vis.plot_1d(dm.log_density, samples, disc, dm.value_range)
+                samples = gen(module.fixed_z)
             else:
-                fig = vis.plot_2d(samples, getattr(dm, "centers", None), dm.value_range)
-            return vis.save_figure(fig, path)
+                samples = module.sample(2000, seed=module.seed + 1, averaged=averaged)
+            return draw_samples(samples, dm, path, nrow=self.nrow, discriminator=disc)
         finally:
             gen.train(was[0])
             disc.train(was[1])

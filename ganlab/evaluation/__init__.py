@@ -1,5 +1,6 @@
 """Evaluation metrics for trained generators."""
 
+from ganlab.evaluation.nearest import nearest_neighbours
 from ganlab.evaluation.parzen import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SAMPLE_BATCH_SIZE,
@@ -20,4 +21,5 @@ __all__ = [
     "evaluate",
     "log_likelihood",
     "log_likelihood_grid",
+    "nearest_neighbours",
 ]

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import torch
 
-from ganlab import visualization as vis
 from ganlab.data.base import GANDataModule
+from ganlab.plots.images import interpolation_grid, nearest_neighbour_grid, save_png
+from ganlab.plots.samples import draw_samples
+
+__all__ = ["paper_figures"]
 
 
 def paper_figures(
@@ -26,20 +29,17 @@ def paper_figures(
         vr = datamodule.value_range
         samples = module.sample(rows * cols, seed=seed)
         train = datamodule.split("train").to(samples.device)
-        grid = vis.nearest_neighbour_grid(samples, train, cols=cols, value_range=vr)
-        out["nearest_neighbours"] = vis.save_png(grid, out_dir / "nearest_neighbours.png")
+        grid = nearest_neighbour_grid(samples, train, cols=cols, value_range=vr)
+        out["nearest_neighbours"] = save_png(grid, out_dir / "nearest_neighbours.png")
         g = torch.Generator(device=samples.device).manual_seed(seed + 1)
         z = module.noise.draw(2 * interpolations, g, device=samples.device)
-        grid = vis.interpolation_grid(gen, z[:interpolations], z[interpolations:], steps=steps,
-                                      value_range=vr)
-        out["interpolation"] = vis.save_png(grid, out_dir / "interpolation.png")
+        grid = interpolation_grid(gen, z[:interpolations], z[interpolations:], steps=steps,
+                                  value_range=vr)
+        out["interpolation"] = save_png(grid, out_dir / "interpolation.png")
         return out
-    samples = module.sample(5000, seed=seed)
-    if datamodule.dim == 1:
-        fig = vis.plot_1d(datamodule.log_density, samples, disc, datamodule.value_range)
-        out["density_1d"] = vis.save_figure(fig, out_dir / "density_1d.png")
-    elif datamodule.dim == 2:
-        fig = vis.plot_2d(samples, getattr(datamodule, "centers", None),
-                          datamodule.value_range, discriminator=disc)
-        out["samples_2d"] = vis.save_figure(fig, out_dir / "samples_2d.png")
+    name = {1: "density_1d", 2: "samples_2d"}.get(datamodule.dim)
+    if name is not None:
+        samples = module.sample(5000, seed=seed)
+        out[name] = draw_samples(samples, datamodule, out_dir / f"{name}.png",
+                                 discriminator=disc)
     return out

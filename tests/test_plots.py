@@ -1,5 +1,6 @@
-"""Tests for ganlab.visualization: grid geometry, exact nearest neighbours, interpolation,
-D*, and that the cost curves are drawn by the project's own loss code."""
+"""Tests for ganlab.plots: grid geometry, the nearest-neighbour grid, interpolation, D*, that
+the cost curves are drawn by the project's own loss code, and that one function picks each
+batch's picture."""
 
 from __future__ import annotations
 
@@ -8,30 +9,29 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from PIL import Image
 from scipy.stats import norm
 from torch import nn
 
 from ganlab.data.toy import Gaussian1D, Ring
 from ganlab.losses import MaxLikelihood, Minimax, NonSaturating
-from ganlab.visualization import (
+from ganlab.plots.costs import cost_curves
+from ganlab.plots.figure import figure_to_array, save_figure
+from ganlab.plots.images import (
     HIGHLIGHT,
-    cost_curves,
-    figure_to_array,
     image_grid,
     interpolation_grid,
     nearest_neighbour_grid,
-    nearest_neighbours,
-    optimal_discriminator,
-    plot_1d,
-    plot_2d,
-    save_figure,
     save_png,
 )
+from ganlab.plots.samples import draw_samples, sample_picture
+from ganlab.plots.toy import optimal_discriminator, plot_1d, plot_2d
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +54,7 @@ def to_u8(x: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
 
 
 def brute_force(samples: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """Reference nearest neighbours (as in test_nearest.py), independent of the search code."""
     d = torch.cdist(
         samples.reshape(len(samples), -1).double(),
         train.reshape(len(train), -1).double(),
@@ -93,8 +94,6 @@ def test_image_grid_value_range_and_flat_shape():
 
 
 def test_save_png(tmp_path):
-    from PIL import Image
-
     grid = image_grid(torch.rand(4, 1, 5, 5), nrow=2)
     path = save_png(grid, tmp_path / "a" / "b" / "grid.png")
     assert path.exists() and path.stat().st_size > 0
@@ -103,42 +102,7 @@ def test_save_png(tmp_path):
         assert np.array_equal(np.asarray(im), grid.permute(1, 2, 0).numpy())
 
 
-# ---------------------------------------------------------------- nearest neighbours
-
-
-def test_nearest_neighbours_matches_brute_force():
-    g = torch.Generator().manual_seed(1)
-    train = torch.rand(50, 1, 4, 4, generator=g)
-    samples = torch.rand(23, 1, 4, 4, generator=g)
-    expected = brute_force(samples, train)
-    for batch_size in (1, 7, 1024):
-        assert torch.equal(nearest_neighbours(samples, train, batch_size=batch_size), expected)
-    # flat samples against image-shaped training data
-    assert torch.equal(nearest_neighbours(samples.reshape(23, -1), train), expected)
-
-
-def test_nearest_neighbours_near_and_exact_ties():
-    """Near-ties far below float32 resolution of |s|^2 - 2 s.t + |t|^2, and exact ties."""
-    g = torch.Generator().manual_seed(2)
-    d, m = 16, 40
-    centre = 100.0 + torch.rand(d, generator=g, dtype=torch.float64)  # large |s|^2
-    u = torch.randn(m, d, generator=g, dtype=torch.float64)
-    u = u / u.norm(dim=1, keepdim=True)
-    radius = 0.5 * (1.0 + 1e-5 * torch.randperm(m, generator=g).double())
-    train = (centre + radius[:, None] * u).float()
-    train[7] = train[3]  # an exact duplicate: the lower index must win if it is nearest
-    samples = torch.cat([centre.float()[None], train[[3, 7, 11]] + 1e-3])
-    expected = brute_force(samples, train)
-    # float32 matmul distances cannot separate these, so a naive implementation fails:
-    naive = (
-        samples.pow(2).sum(1, keepdim=True) - 2 * samples @ train.T + train.pow(2).sum(1)
-    ).argmin(1)
-    assert not torch.equal(naive, expected)
-    for candidates in (1, 2, 8, 100):  # small shortlists force the exact fallback path
-        for batch_size in (3, 1024):
-            got = nearest_neighbours(samples, train, batch_size=batch_size, candidates=candidates)
-            assert torch.equal(got, expected), (candidates, batch_size)
-    assert int(nearest_neighbours(train[7:8], train)) == 3
+# ------------------------------------------------ nearest-neighbour grid (paper Figure 2)
 
 
 def test_nearest_neighbour_grid_layout_and_pixels():
@@ -334,3 +298,35 @@ def test_plot_costs_script(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------- one picture per data kind
+
+
+def test_sample_picture_follows_the_data(tmp_path):
+    """Images: a grid in the data's value range; 1-D: Figure 1; 2-D: a scatter over the
+    modes with D beneath; anything else: a clear error."""
+    g = torch.Generator().manual_seed(7)
+    images = SimpleNamespace(is_image=True, dim=12, shape=(1, 3, 4), value_range=(-2.0, 2.0))
+    x = 4 * torch.rand(2, 1, 3, 4, generator=g) - 2
+    grid = sample_picture(x, images, nrow=2)
+    assert torch.equal(tile(grid, 0, 1, 3, 4, 2), to_u8(x[1, 0], -2, 2))
+    path = draw_samples(x, images, tmp_path / "grid.png", nrow=2)
+    with Image.open(path) as im:
+        assert np.array_equal(np.asarray(im), grid.permute(1, 2, 0).numpy())
+
+    disc = nn.Sequential(nn.Linear(1, 4), nn.Linear(4, 1), nn.Flatten(0))
+    fig = sample_picture(3 + torch.randn(100, 1, generator=g), Gaussian1D(), discriminator=disc)
+    labels = {ln.get_label() for ax in fig.axes for ln in ax.get_lines()}
+    assert {"$p_g(x)$ (KDE)", "$D(x)$"} <= labels
+
+    ring = Ring()
+    disc2 = nn.Sequential(nn.Linear(2, 4), nn.Linear(4, 1), nn.Flatten(0))
+    fig = sample_picture(ring.centers.repeat(10, 1), ring, discriminator=disc2)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["generated samples", "data modes"]
+    assert len(fig.axes) == 2  # the colour bar of D's contours
+    assert draw_samples(ring.centers, ring, tmp_path / "ring.png").read_bytes()[:4] == b"\x89PNG"
+
+    with pytest.raises(ValueError, match="no picture"):
+        sample_picture(torch.zeros(4, 3), SimpleNamespace(is_image=False, dim=3, shape=(3,)))
