@@ -9,6 +9,7 @@ would make every name unique and unreadable.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,14 @@ def _sweep_overrides(hydra_cfg: DictConfig) -> list[str] | None:
     return list(OmegaConf.select(saved, "hydra.overrides.task", default=[]) or [])
 
 
+def sweep_group(sweep_dir: str | Path) -> str:
+    """A sweep's folder name; with the date above it for Hydra's default ``<date>/<time>``."""
+    parts = Path(sweep_dir).parts
+    if len(parts) >= 2 and re.fullmatch(r"\d{4}-\d{2}-\d{2}", parts[-2]):
+        return f"{parts[-2]}_{parts[-1]}"
+    return parts[-1] if parts else "sweep"
+
+
 def default_group_and_name() -> tuple[str, str | None]:
     """The W&B group and run name of the current Hydra job (see the module docstring)."""
     if not HydraConfig.initialized():
@@ -77,7 +86,7 @@ def default_group_and_name() -> tuple[str, str | None]:
     overrides = list(hc.overrides.task)
     if hc.mode == RunMode.MULTIRUN:
         name = run_name(overrides, _sweep_overrides(hc))
-        return Path(hc.sweep.dir).name, name or None
+        return sweep_group(hc.sweep.dir), name or None
     group = hc.runtime.choices.get("experiment") or "default"
     return str(group), run_name(overrides) or None
 

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 
-from conftest import CONF, run_script, run_train
+from conftest import compose, run_script, run_train
 from ganlab import report
 
-TINY = ["data=ring", "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
-        "data.n_train=300", "trainer.max_epochs=1", "logger=csv",
-        "trainer.enable_progress_bar=false", "callbacks.parzen.n_samples=300"]
+TINY = ["debug=tiny", "data=ring", "data.n_train=300", "trainer.max_epochs=1", "logger=csv",
+        "callbacks.parzen.n_samples=300"]
 BAD_STD = "data.modes=8, data.radius=2.0, data.std=-1: modes must be >= 1, radius and std positive"
 
 
@@ -91,17 +89,14 @@ def test_ddp_that_reruns_the_command_line_is_refused_in_a_sweep(tmp_path):
 def test_slurm_preset_follows_the_trainer():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
                         reason="pip install -e '.[launchers]'")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=["hydra/launcher=slurm", "trainer=ddp",
-                                                 "trainer.devices=4", "trainer.num_nodes=2"],
-                            return_hydra_config=True)
-        single = hydra_compose("config", overrides=["hydra/launcher=slurm"],
-                               return_hydra_config=True)
-    launcher = cfg.hydra.launcher
+    compose(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"])
+    launcher = HydraConfig.get().launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
     assert launcher.max_num_timeout == 0 and launcher.timeout_min > 0
-    assert (single.hydra.launcher.nodes, single.hydra.launcher.tasks_per_node) == (1, 1)
+    compose(["hydra/launcher=slurm"])
+    single = HydraConfig.get().launcher
+    assert (single.nodes, single.tasks_per_node) == (1, 1)
 
 
 # ------------------------------------------------------------------ report on a fake sweep
