@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -23,6 +24,8 @@ from ganlab.run_files import (
 )
 from ganlab.validate import check_output_dir, min_free_mb, validate_config
 from ganlab.wandb_setup import apply_wandb_fallback
+
+log = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(SystemExit):
@@ -85,6 +88,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     metrics = scalar_metrics(trainer)
     if trainer.is_global_zero:
         write_metrics(output_dir / METRICS_FILE, metrics, trainer)
+        log.info("run finished: %s (epoch %d, global step %d)", output_dir,
+                 trainer.current_epoch, trainer.global_step)
     return metrics
 
 
