@@ -57,10 +57,10 @@ def make_average(
 class _AverageStep:
     """One in-place update of every averaged tensor (``AveragedModel``'s ``multi_avg_fn``).
 
-    Torch's own uniform average takes a per-tensor, out-of-place path on the CPU (12 ms a
-    step for the paper's MNIST generator, a quarter of the training step); ``lerp_`` does
-    it in 1 ms. Integer buffers (batch norm's ``num_batches_tracked``) are copied, not
-    averaged.
+    Torch's own uniform average takes a per-tensor, out-of-place path on the CPU (about a
+    quarter of the paper's MNIST training step; docs/BENCHMARKS.md); ``lerp_`` updates in
+    place, about ten times faster. Integer buffers (batch norm's ``num_batches_tracked``) are
+    copied, not averaged.
     """
 
     def __init__(self, kind: str, decay: float) -> None:
