@@ -102,7 +102,7 @@ class GAN(pl.LightningModule):
                 self.average = None
             else:
                 self.generator_avg = make_average(generator, kind, decay)
-        self.streams = RandomStreams(noise)
+        self.streams = RandomStreams()
         # the noise that sample grids are drawn from, the same z at every epoch
         fixed = noise.draw(N_FIXED, torch.Generator().manual_seed(self.seed + 12345))
         self.register_buffer("fixed_z", fixed)
@@ -193,7 +193,7 @@ class GAN(pl.LightningModule):
                 "update=simultaneous runs on one device only (DDP's gradient hooks need each "
                 "backward pass to reach both networks); use update=alternating with DDP"
             )
-        self.streams.start_fit(self.seed, self.global_rank, self.device)
+        self.streams.start_fit(self.noise, self.seed, self.global_rank, self.device)
 
     def on_train_start(self) -> None:
         self.streams.start_training(self.global_rank, self.device)
@@ -291,7 +291,7 @@ class GAN(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the config and every rank's random streams, as plain containers and tensors."""
         entry: dict[str, Any] = {"config": self.config}
-        self.streams.save(entry, self._trainer, self.device)
+        self.streams.save(entry, self.noise, self._trainer, self.device)
         checkpoint["ganlab"] = entry
 
     def complete_average(self, state_dict: dict[str, Tensor]) -> None:

@@ -14,8 +14,8 @@ from ganlab.build import build_datamodule, build_gan
 from ganlab.checkpoint import CheckpointError, average_checkpoints
 from ganlab.restore import restore_run
 
-SMALL = ["data=ring", "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
-         "data.n_train=200", "data.batch_size=20", "noise.dim=4", "seed=3"]
+SMALL = ["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20", "noise.dim=4",
+         "seed=3"]
 
 
 class GeneratorIterates(pl.Callback):
