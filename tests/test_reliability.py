@@ -89,7 +89,7 @@ def all_finite(ckpt: dict) -> bool:
         (["optim.lr=-0.1"], "optim.lr=-0.1"),
         (["optim=adam", "optim.lr=0"], "optim.lr=0"),
         (["optim=adam", "+optim.momentum=0.5"], "~optim.momentum"),
-        (["experiment=paper_mnist", "optim=adam"], "optim.momentum is not a setting"),
+        (["optim=sgd", "+optim.betas=[0.5,0.9]"], "optim.betas is not a setting"),
         (["optim._target_=torch.optim.NoSuch"], "optim._target_='torch.optim.NoSuch'"),
         (["average=ema", "average.decay=1.5"], "average.decay=1.5"),
         (["average=uniform", "average.kind=median"], "average.kind='median'"),
