@@ -39,6 +39,14 @@ def user_error_message(err: BaseException) -> str | None:
     return " ".join(message.split())
 
 
+def _message_or_reraise(err: Exception) -> str:
+    """The one-line message of a user error; anything else is re-raised with its traceback."""
+    message = user_error_message(err)
+    if message is None:
+        raise err
+    return message
+
+
 @contextmanager
 def cli_errors() -> Iterator[None]:
     """Inside a ``@hydra.main`` function: user errors become :class:`RunFailed`.
@@ -49,9 +57,7 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        message = user_error_message(err)
-        if message is None:
-            raise
+        message = _message_or_reraise(err)
         for handler in logging.getLogger().handlers:  # keep the reason in the run's train.log
             if isinstance(handler, logging.FileHandler):
                 handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, message,
@@ -65,7 +71,4 @@ def exit_on_user_error() -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        message = user_error_message(err)
-        if message is None:
-            raise
-        raise SystemExit(f"error: {message}") from None
+        raise SystemExit(f"error: {_message_or_reraise(err)}") from None

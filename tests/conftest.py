@@ -29,6 +29,18 @@ def _offline_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_CONSOLE", "off")
 
 
+def brute_force_nearest(samples, train):
+    """Reference nearest neighbours (exact float64 distances), independent of ganlab's search."""
+    import torch
+
+    d = torch.cdist(
+        samples.reshape(len(samples), -1).double(),
+        train.reshape(len(train), -1).double(),
+        compute_mode="donot_use_mm_for_euclid_dist",
+    )
+    return d.argmin(1)
+
+
 def copy_dataset(name: str, dest: Path) -> Path:
     src = SHARED_DATA / name
     if not (src / "raw").is_dir():

@@ -5,16 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from conftest import brute_force_nearest as brute_force
 from ganlab.evaluation.nearest import nearest_neighbours
-
-
-def brute_force(samples: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
-    d = torch.cdist(
-        samples.reshape(len(samples), -1).double(),
-        train.reshape(len(train), -1).double(),
-        compute_mode="donot_use_mm_for_euclid_dist",
-    )
-    return d.argmin(1)
 
 
 def test_nearest_neighbours_matches_brute_force():

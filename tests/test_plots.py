@@ -19,6 +19,7 @@ from PIL import Image
 from scipy.stats import norm
 from torch import nn
 
+from conftest import brute_force_nearest
 from ganlab.data.toy import Gaussian1D, Ring
 from ganlab.losses import MaxLikelihood, Minimax, NonSaturating
 from ganlab.plots.costs import cost_curves
@@ -51,16 +52,6 @@ def to_u8(x: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
     """Reference pixel conversion, independent of the module's helper."""
     y = ((x.double() - lo) / (hi - lo)).clamp(0, 1)
     return torch.floor(y * 255 + 0.5).to(torch.uint8).expand(3, -1, -1)
-
-
-def brute_force(samples: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
-    """Reference nearest neighbours (as in test_nearest.py), independent of the search code."""
-    d = torch.cdist(
-        samples.reshape(len(samples), -1).double(),
-        train.reshape(len(train), -1).double(),
-        compute_mode="donot_use_mm_for_euclid_dist",
-    )
-    return d.argmin(1)
 
 
 # ---------------------------------------------------------------------------- grids
@@ -114,7 +105,7 @@ def test_nearest_neighbour_grid_layout_and_pixels():
     grid = nearest_neighbour_grid(samples, train, cols=cols, padding=padding)
     assert grid.dtype == torch.uint8
     assert grid.shape == (3, *expected_hw(rows * (cols + 1), cols + 1, h, w, padding))
-    nn_idx = brute_force(samples[cols - 1 :: cols], train)
+    nn_idx = brute_force_nearest(samples[cols - 1 :: cols], train)
     assert nn_idx.tolist() == [2, 5]
     for r in range(rows):
         for c in range(cols):
