@@ -9,6 +9,8 @@ position in the epoch's data order. The runs train the ring toy in-process (seco
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -24,8 +26,9 @@ from ganlab.train import TrainingInterrupted, resolve_ckpt_path, train
 # 300 examples, k=2 minibatches of 20 per step: 8 steps an epoch (the last one of 20 rows)
 STEPS_PER_EPOCH = 8
 EPOCHS = 3
+K = 2
 RUN = [
-    "data=ring", "data.n_train=300", "data.batch_size=20", "k=2",
+    "data=ring", "data.n_train=300", "data.batch_size=20", f"k={K}",
     "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
     "arch.discriminator.input_dropout=0.1", "arch.discriminator.hidden_dropout=0.3",
     "optim.momentum=0.5", "schedule.lr_decay=1.01", "schedule.min_lr=0.05",
@@ -49,7 +52,35 @@ class StopAt(pl.Callback):
             raise KeyboardInterrupt
 
 
-def cfg_for(run_dir: Path, *overrides: str, stop_at: int | None = None) -> DictConfig:
+class SignalMidStep(pl.Callback):
+    """Send ``how`` (SIGINT = Ctrl-C, or SIGTERM) ``times`` times to this process right after
+    the first discriminator update of training step ``batch``: D has moved, G has not.
+
+    The signal is delivered at once (Python runs handlers at the next bytecode), so without
+    a deferring handler Ctrl-C raises ``KeyboardInterrupt`` inside ``training_step``.
+    """
+
+    def __init__(self, batch: int, how: str, times: int = 1) -> None:
+        self.at = (batch - 1) * K + 1  # D updates before the signal, counted from the start
+        self.signum = signal.SIGINT if how == "sigint" else signal.SIGTERM
+        self.times, self.d_updates, self.hook = times, 0, None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        _, opt_d = trainer.optimizers  # configure_optimizers returns (G, D)
+        self.hook = opt_d.register_step_post_hook(self.after_d_update)
+
+    def after_d_update(self, optimizer, args, kwargs) -> None:
+        self.d_updates += 1
+        if self.d_updates == self.at:
+            if self.signum == signal.SIGTERM:  # Lightning's handler, or pytest would die
+                assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+
+def cfg_for(
+    run_dir: Path, *overrides: str, stop_at: int | None = None, signal_at: dict | None = None
+) -> DictConfig:
     cfg = compose([*RUN, f"paths.output_dir={run_dir}", *overrides])
     with open_dict(cfg):
         for name in list(cfg.callbacks):
@@ -57,6 +88,8 @@ def cfg_for(run_dir: Path, *overrides: str, stop_at: int | None = None) -> DictC
                 del cfg.callbacks[name]
         if stop_at is not None:
             cfg.callbacks["stop"] = {"_target_": f"{__name__}.StopAt", "batch": stop_at}
+        if signal_at is not None:
+            cfg.callbacks["signal"] = {"_target_": f"{__name__}.SignalMidStep", **signal_at}
     return cfg
 
 
@@ -103,6 +136,38 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(
     # one G update per batch in epochs 1 and 2 went into the average, none twice or lost
     assert int(reference["state_dict"]["generator_avg.n_averaged"]) == 2 * STEPS_PER_EPOCH
     assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == EPOCHS
+
+
+@pytest.mark.parametrize("how", ["sigint", "sigterm"])
+def test_signal_between_d_and_g_updates_takes_effect_after_the_step(tmp_path, reference, how):
+    """Ctrl-C (SIGINT) and SIGTERM in the middle of a step, after D's update and before G's,
+    stop the run at the end of that step: the saved state is a whole number of steps, and
+    the resumed run ends bit-identical to the run never stopped."""
+    before = signal.getsignal(signal.SIGINT)
+    run_dir = tmp_path / "run"
+    reason = "Ctrl-C" if how == "sigint" else "SIGTERM"
+    with pytest.raises(TrainingInterrupted, match=rf"\({reason}\) at global step 33 "):
+        train(cfg_for(run_dir, signal_at={"batch": 11, "how": how}))
+    assert signal.getsignal(signal.SIGINT) is before  # the run's handler is gone again
+    saved = load_checkpoint(run_dir / "checkpoints" / "interrupted.ckpt")
+    assert saved["global_step"] == (K + 1) * 11  # step 11 completed: 2 D and 1 G update each
+    train(cfg_for(run_dir, "ckpt_path=last"))
+    assert_same_training_state(final_state(run_dir), reference)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_second_ctrl_c_stops_at_once_and_saves_no_half_step(tmp_path, reference):
+    """Pressed twice, Ctrl-C stops inside the step; that half-done state is not written, the
+    message points at the last whole-step checkpoint, and resuming from it is exact."""
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    with pytest.raises(TrainingInterrupted) as err:
+        train(cfg_for(run_dir, signal_at={"batch": 11, "how": "sigint", "times": 2}))
+    assert str(err.value).endswith(f"resume with ckpt_path={last}"), str(err.value)
+    assert not (run_dir / "checkpoints" / "interrupted.ckpt").exists()
+    assert load_checkpoint(last)["global_step"] == (K + 1) * STEPS_PER_EPOCH  # epoch 0's end
+    train(cfg_for(run_dir, "ckpt_path=last"))
+    assert_same_training_state(final_state(run_dir), reference)
 
 
 def test_resume_without_the_saved_streams_diverges(tmp_path, reference):
