@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ganlab.averaging import check_average
 from ganlab.module import UPDATES
@@ -101,16 +102,62 @@ def _check_optimizer(cfg: DictConfig) -> None:
         raise ConfigError(
             f"optim._target_={target!r} is not allowed: no such optimiser class can be imported"
         ) from None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = [name for name in params if name not in ("self", "params")]
+        for key in optim:
+            if str(key).startswith("_") or key in allowed:
+                continue
+            raise ConfigError(
+                f"optim.{key} is not a setting of {target}: drop it with '~optim.{key}' "
+                f"(settings: {', '.join(allowed)})"
+            )
+    _try_optimizer(optim, target)
+
+
+def _try_optimizer(optim: DictConfig, target: str) -> None:
+    """Build the optimiser on a throwaway parameter: its own checks judge every value.
+
+    ``betas=[1.5, 0.9]`` or ``momentum=-0.5`` would otherwise fail in ``configure_optimizers``,
+    after the data loaded and a logger run was created. The value named is the one whose
+    removal makes the optimiser build (else the first that fails on its own, else all).
+    """
+    settings = {str(k): v for k, v in optim.items() if not str(k).startswith("_")}
+
+    def build(keys: Sequence[str]) -> str | None:
+        node = OmegaConf.create({"_target_": target, **{k: settings[k] for k in keys}})
+        try:
+            instantiate(node, [torch.zeros(1, requires_grad=True)], _convert_="partial")
+        except InstantiationException as err:
+            cause = err.__cause__ or err
+            return " ".join(str(cause).split()) or type(cause).__name__
+        return None
+
+    problem = build(list(settings))
+    if problem is None:
         return
-    allowed = [name for name in params if name not in ("self", "params")]
-    for key in optim:
-        if str(key).startswith("_") or key in allowed:
-            continue
-        raise ConfigError(
-            f"optim.{key} is not a setting of {target}: drop it with '~optim.{key}' "
-            f"(settings: {', '.join(allowed)})"
-        )
+    keys = list(settings)
+    for key in keys:  # the value whose removal makes the optimiser build
+        if build([k for k in keys if k != key]) is None:
+            raise ConfigError(
+                f"optim.{key}={_show(settings[key])} is not allowed: {target} says {problem!r}"
+            )
+    for key in keys:  # several bad values: the first that fails on its own
+        alone = build([key])
+        if alone is not None:
+            raise ConfigError(
+                f"optim.{key}={_show(settings[key])} is not allowed: {target} says {alone!r}"
+            )
+    given = ", ".join(f"optim.{k}={_show(v)}" for k, v in settings.items())
+    raise ConfigError(f"{given} do not work together: {target} says {problem!r}")
+
+
+def _show(value: Any) -> str:
+    """A config value as it would be typed on the command line."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _check_average(cfg: DictConfig) -> None:
@@ -211,9 +258,12 @@ def validate_config(cfg: DictConfig) -> None:
     _check_shapes(cfg)
 
 
-def min_free_mb(cfg: DictConfig | None = None) -> float:
-    """The free-space floor: ``+min_free_mb=`` in the config, else ``$GANLAB_MIN_FREE_MB``."""
-    value = None if cfg is None else _select(cfg, "min_free_mb")
+def min_free_mb(cfg: DictConfig | None = None, given: Any = None) -> float:
+    """The free-space floor: ``given``, else ``+min_free_mb=`` in the config, else
+    ``$GANLAB_MIN_FREE_MB``, else 100 MB."""
+    value = given
+    if value is None and cfg is not None:
+        value = _select(cfg, "min_free_mb")
     if value is None:
         value = os.environ.get("GANLAB_MIN_FREE_MB", DEFAULT_MIN_FREE_MB)
     try:
@@ -231,6 +281,11 @@ def _not_writable(path: Path, reason: str) -> ConfigError:
     )
 
 
+def _os_reason(err: OSError) -> str:
+    what = err.strerror or type(err).__name__
+    return f"{what}: {err.filename}" if err.filename else what
+
+
 def check_output_dir(
     path: str | Path, min_free: float = DEFAULT_MIN_FREE_MB, create: bool = True
 ) -> Path:
@@ -238,8 +293,10 @@ def check_output_dir(
 
     Found at start, an unwritable or full output directory costs seconds; found at the first
     checkpoint, it costs the epoch (or, on a full disk, leaves a truncated checkpoint).
-    ``create=True`` creates ``path`` and writes a test file; ``create=False`` changes nothing
-    and checks the nearest existing ancestor (for a check before Hydra creates the folder).
+    ``create=True`` creates ``path`` and writes a test file; ``create=False`` leaves things
+    as they were: it creates and removes an empty folder in the nearest existing ancestor (for
+    a check before Hydra creates the folder). Writability is tried, not inferred from
+    permission bits: those say yes to root, also in /proc, which then shows "0 MB free".
     """
     path = Path(path)
     if create:
@@ -248,7 +305,7 @@ def check_output_dir(
             with tempfile.NamedTemporaryFile(dir=path, prefix=".ganlab-write-test-"):
                 pass
         except OSError as err:
-            raise _not_writable(path, err.strerror or type(err).__name__) from None
+            raise _not_writable(path, _os_reason(err)) from None
         existing = path
     else:
         existing = path.absolute()
@@ -256,8 +313,12 @@ def check_output_dir(
             existing = existing.parent
         if not existing.is_dir():
             raise _not_writable(path, f"{existing} is a file, not a folder")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise _not_writable(path, f"no permission to write in {existing}")
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".ganlab-write-test-"))
+        except OSError as err:
+            raise _not_writable(
+                path, f"cannot create a folder in {existing}: {err.strerror or err}"
+            ) from None
     free_mb = shutil.disk_usage(existing).free / 2**20
     if free_mb < min_free:
         raise ConfigError(
@@ -274,8 +335,9 @@ def check_cli_output_dir(argv: Sequence[str]) -> None:
     Hydra creates the folder and writes ``.hydra/`` before any ganlab code runs, and reports
     a failure there as a traceback; ``scripts/train.py`` calls this first. Checks
     ``hydra.run.dir`` (``hydra.sweep.dir`` with -m) when given as a plain path, else
-    ``outputs/`` (Hydra's default, below the current folder); creates nothing. Training
-    checks the resolved folder again, free space included.
+    ``outputs/`` (Hydra's default, below the current folder); leaves nothing behind. The
+    free-space floor is ``+min_free_mb=`` when the command line gives it (the advice the
+    error itself gives). Training checks the resolved folder again.
     """
     args = set(argv)
     if NO_JOB_FLAGS & args:
@@ -283,4 +345,8 @@ def check_cli_output_dir(argv: Sequence[str]) -> None:
     key = "hydra.sweep.dir=" if {"-m", "--multirun"} & args else "hydra.run.dir="
     given = [a[len(key):] for a in argv if a.startswith(key)]
     path = given[-1] if given and "${" not in given[-1] else "outputs"
-    check_output_dir(path, min_free_mb(), create=False)
+    floors = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("min_free_mb=")]
+    floor = None
+    if floors:  # a sweep over floors (-m +min_free_mb=50,100): each job checks its own
+        floor = min(min_free_mb(given=v) for v in floors[-1].split(","))
+    check_output_dir(path, min_free_mb(given=floor), create=False)

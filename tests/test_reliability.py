@@ -102,6 +102,14 @@ def all_finite(ckpt: dict) -> bool:
         (["trainer.max_steps=0"], "trainer.max_steps=0"),
         (["trainer.max_steps=1.5"], "trainer.max_steps=1.5"),
         (["schedule.lr_decay=0.5"], "schedule.lr_decay=0.5"),
+        # every optimiser value is judged by the optimiser itself, before anything is built
+        (["optim=adam", "optim.betas=[1.5,0.9]"],
+         "optim.betas=[1.5, 0.9] is not allowed: torch.optim.Adam says 'Invalid beta"),
+        (["optim.momentum=-0.5"],
+         "optim.momentum=-0.5 is not allowed: torch.optim.SGD says 'Invalid momentum value"),
+        (["optim=adam", "+optim.eps=-1"], "optim.eps=-1 is not allowed"),
+        (["+optim.weight_decay=-1"], "optim.weight_decay=-1 is not allowed"),
+        (["+optim.nesterov=true", "+optim.dampening=0.5"], "Nesterov momentum requires"),
         (["schedule.momentum_final=0.7", "schedule.momentum_start=5",
           "schedule.momentum_saturate=2"], "schedule.momentum_saturate=2"),
     ],
@@ -466,6 +474,46 @@ def test_nearly_full_disk_fails_at_start(tmp_path, monkeypatch):
         cfg.min_free_mb = 1e12  # +min_free_mb=... on the command line
     with pytest.raises(ConfigError, match="MB free"):
         train(cfg)
+
+
+def test_optimiser_values_fail_before_data_or_logger(tmp_path, monkeypatch):
+    """``optim.betas=[1.5,0.9]`` used to surface as a traceback from configure_optimizers,
+    after the data had loaded and a logger run existed."""
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was loaded before the optimiser settings were checked")
+
+    monkeypatch.setattr("ganlab.train.load_data", no_data)
+    with pytest.raises(RunFailed) as err:
+        with cli_errors():
+            train(toy_cfg(tmp_path / "run", "optim=adam", "optim.betas=[1.5,0.9]",
+                          "logger=csv"))
+    assert one_line(str(err.value)) and str(err.value).startswith("error: optim.betas=")
+    assert not (tmp_path / "run" / "csv").exists()
+
+
+def test_cli_check_honours_min_free_mb_override(tmp_path, monkeypatch):
+    """The floor that the error message tells the user to set is the one checked."""
+    run = [f"hydra.run.dir={tmp_path / 'run'}"]
+    with pytest.raises(ConfigError, match="MB free, less than the 1e\\+12 MB"):
+        check_cli_output_dir(["data=ring", "+min_free_mb=1e12", *run])
+    monkeypatch.setenv("GANLAB_MIN_FREE_MB", "1e12")
+    with pytest.raises(ConfigError, match="MB free"):
+        check_cli_output_dir(["data=ring", *run])
+    check_cli_output_dir(["data=ring", "+min_free_mb=1", *run])  # the override wins
+    check_cli_output_dir(["-m", "data=ring", "++min_free_mb=1,1e12",
+                          f"hydra.sweep.dir={tmp_path / 'sweep'}"])  # the lowest of a sweep
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_unwritable_pseudo_file_system_is_not_reported_as_full():
+    """/proc passes permission checks for root and shows 0 MB free: try, don't infer."""
+    for create in (False, True):
+        with pytest.raises(ConfigError) as err:
+            check_output_dir("/proc/ganlab-run", create=create)
+        assert "output directory /proc/ganlab-run is not writable" in str(err.value)
+        assert "MB free" not in str(err.value)
+    with pytest.raises(ConfigError, match="/proc/ganlab-run is not writable"):
+        check_cli_output_dir(["data=ring", "hydra.run.dir=/proc/ganlab-run"])
 
 
 def test_cli_checks_the_run_dir_before_hydra_creates_it(tmp_path):
