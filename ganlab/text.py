@@ -1,0 +1,9 @@
+"""Small helpers for the wording of user-facing messages."""
+
+from __future__ import annotations
+
+
+def with_article(noun: str) -> str:
+    """``"an int"``, ``"a list"``, ``"a uint8 array"``: the article by the first letter
+    (``u`` as in "uint8" and "unicode" takes "a")."""
+    return f"{'an' if noun[:1].lower() in 'aeio' else 'a'} {noun}"
