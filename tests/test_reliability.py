@@ -250,19 +250,54 @@ def test_missing_corrupt_and_foreign_checkpoints(trained, tmp_path):
         "truncated": (tmp_path / "truncated.ckpt", "is corrupt or truncated"),
         "junk": (tmp_path / "junk.ckpt", "is corrupt or truncated"),
         "foreign": (tmp_path / "foreign.ckpt", "is not a ganlab checkpoint"),
-        "pickle": (tmp_path / "pickle.ckpt", "holds pickled Python objects"),
+        # safe loading stops at the global to call; the message names it (torch words the
+        # refusal differently for an unlisted class and for a blocked module such as os)
+        "pickle": (tmp_path / "pickle.ckpt",
+                   "contains code that ganlab refuses to run: its pickle calls functools.partial,"),
+        "code": (tmp_path / "code.ckpt",
+                 f"contains code that ganlab refuses to run: its pickle calls "
+                 f"{os.system.__module__}.system,"),
     }
     data = trained.read_bytes()
     cases["truncated"][0].write_bytes(data[: len(data) // 2])
     cases["junk"][0].write_bytes(b"not a checkpoint at all")
     torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 0}, cases["foreign"][0])
     torch.save({"state_dict": {}, "f": functools.partial(print)}, cases["pickle"][0])
+    marker = tmp_path / "marker"
+    torch.save({"state_dict": {}, "x": RunsCode(os.system, f"touch {marker}")},
+               cases["code"][0])
     for name, (path, expected) in cases.items():
         with pytest.raises(CheckpointError) as err:
             load_checkpoint(path)
         message = str(err.value)
         assert expected in message and str(path) in message, (name, message)
         assert one_line(message), (name, message)
+        if "corrupt" in expected:  # torch's own words, shortened at a word boundary only
+            shown = re.search(r"\(\w+: (.*)\); use another", message).group(1)
+            shown = shown.removesuffix(" ...")
+            original = torch_message(path)
+            at = original.find(shown)
+            assert at >= 0, (shown, original)
+            assert original[at + len(shown) : at + len(shown) + 1] in ("", " ", "."), shown
+    assert not marker.exists()
+
+
+def torch_message(path: Path) -> str:
+    try:
+        torch.load(path, weights_only=True)
+    except Exception as err:
+        return " ".join(str(err).split())
+    raise AssertionError(f"{path} loaded")
+
+
+class RunsCode:
+    """Pickles to a call of ``func(*args)``, as a malicious file would."""
+
+    def __init__(self, func, *args) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
 
 
 def test_checkpoint_from_another_architecture(trained):
