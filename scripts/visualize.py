@@ -4,6 +4,7 @@
 checkpoints' generators. A run that kept an average of G (``average=...``) is drawn from it.
 """
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -11,7 +12,7 @@ from omegaconf import DictConfig
 
 from ganlab import visualization as vis
 from ganlab.figures import paper_figures
-from ganlab.restore import expand_checkpoints, restore_run
+from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
 from ganlab.train import cli_errors
 
 
@@ -23,6 +24,8 @@ def main(cfg: DictConfig) -> None:
 
 def draw(cfg: DictConfig) -> None:
     ckpts = expand_checkpoints(cfg.ckpt)
+    if cfg.average_ckpts and (warning := averaging_warning(cfg.ckpt, ckpts)):
+        print(f"warning: {warning}", file=sys.stderr)
     if len(ckpts) > 1 and not cfg.average_ckpts:
         raise SystemExit(f"error: ckpt names {len(ckpts)} checkpoints: give one, or add "
                          "average_ckpts=true to draw the mean of their generators")
