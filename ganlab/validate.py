@@ -7,6 +7,7 @@ ranges) are asked of that class rather than copied here, so the two cannot drift
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 import os
@@ -350,3 +351,46 @@ def check_cli_output_dir(argv: Sequence[str]) -> None:
     if floors:  # a sweep over floors (-m +min_free_mb=50,100): each job checks its own
         floor = min(min_free_mb(given=v) for v in floors[-1].split(","))
     check_output_dir(path, min_free_mb(given=floor), create=False)
+
+
+#: launcher options -> (the Hydra plugin package they need, a program that must be on PATH)
+LAUNCHERS: dict[str, tuple[str, str | None]] = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", None),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", None),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "srun"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "srun"),  # ganlab's preset
+}
+
+
+def check_cli_launcher(argv: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` when ``hydra/launcher=<name>`` cannot launch here.
+
+    Off a SLURM cluster, submitit fails with a traceback ("Could not detect srun"); without
+    the plugin installed, Hydra lists the launchers it has. One line each instead, saying what
+    to install or where to run.
+    """
+    if NO_JOB_FLAGS & set(argv) or not {"-m", "--multirun"} & set(argv):
+        return  # the launcher runs sweeps only
+    given = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra/launcher=")]
+    if not given or given[-1] not in LAUNCHERS:
+        return
+    name = given[-1]
+    package, program = LAUNCHERS[name]
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"hydra/launcher={name} needs the {package.split('.')[-1].replace('_', '-')} "
+            "plugin, which is not installed: pip install -e '.[launchers]'"
+        )
+    if program is not None and shutil.which(program) is None:
+        raise ConfigError(
+            f"hydra/launcher={name} submits SLURM jobs, but this machine has no {program!r} "
+            "(it is not a SLURM login node): run the sweep there, or here with the default "
+            "launcher (drop hydra/launcher) or hydra/launcher=joblib"
+        )
+
+
+def check_cli(argv: Sequence[str]) -> None:
+    """Every check ``scripts/train.py`` makes before Hydra starts: the run folder
+    (:func:`check_cli_output_dir`) and the sweep launcher (:func:`check_cli_launcher`)."""
+    check_cli_launcher(argv)
+    check_cli_output_dir(argv)

@@ -36,7 +36,10 @@ from ganlab.data.mnist import MissingDataError
 from ganlab.evaluation import ParzenResult
 from ganlab.train import RunFailed, TrainingInterrupted, cli_errors, train
 from ganlab.validate import (
+    LAUNCHERS,
     ConfigError,
+    check_cli,
+    check_cli_launcher,
     check_cli_output_dir,
     check_output_dir,
     validate_config,
@@ -551,6 +554,28 @@ def test_unwritable_pseudo_file_system_is_not_reported_as_full():
         assert "MB free" not in str(err.value)
     with pytest.raises(ConfigError, match="/proc/ganlab-run is not writable"):
         check_cli_output_dir(["data=ring", "hydra.run.dir=/proc/ganlab-run"])
+
+
+def test_slurm_launcher_off_a_cluster_fails_in_one_line(tmp_path, monkeypatch):
+    """submitit raised 'Could not detect "srun"' with a traceback after Hydra started."""
+    sweep = ["-m", "data=ring", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no srun here
+    for launcher in ("hydra/launcher=slurm", "hydra/launcher=submitit_slurm"):
+        with pytest.raises(ConfigError) as err:
+            check_cli([*sweep, launcher])
+        message = str(err.value)
+        assert one_line(message) and message.startswith(launcher) and "'srun'" in message
+    check_cli_launcher(["data=ring", "hydra/launcher=slurm"])  # no -m: no launcher runs
+    check_cli_launcher([*sweep, "hydra/launcher=joblib"])  # local launchers need no srun
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    check_cli_launcher([*sweep, "hydra/launcher=slurm"])  # on a login node: fine
+    monkeypatch.setitem(LAUNCHERS, "joblib", ("hydra_plugins.no_such_launcher", None))
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[launchers\]'"):
+        check_cli_launcher([*sweep, "hydra/launcher=joblib"])
 
 
 def test_cli_checks_the_run_dir_before_hydra_creates_it(tmp_path):
