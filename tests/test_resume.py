@@ -8,6 +8,7 @@ position in the epoch's data order. The runs train the ring toy in-process (seco
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -239,3 +240,74 @@ def test_ddp_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
     assert len(ckpt["ganlab"]["rng"]) == 2
     train(cfg_for(run_dir, *ddp, f"ckpt_path={saved}"))
     assert_same_training_state(final_state(run_dir), final_state(ref_dir))
+
+
+def csv_rows(run_dir: Path) -> dict[int, dict[str, str]]:
+    """``metrics.csv``'s training rows by step; no step may appear twice."""
+    (version,) = (run_dir / "csv").iterdir()  # one version: a resume continues it
+    assert version.name == "version_0"
+    with open(version / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("train/loss_d")]
+    steps = [int(row["step"]) for row in rows]
+    assert len(steps) == len(set(steps)), steps
+    return {int(row["step"]): row for row in rows}
+
+
+@pytest.mark.parametrize("resume_from", ["interrupted", "last"])
+def test_resumed_run_continues_its_csv_metrics(tmp_path, resume_from):
+    """One metrics.csv per run folder: a resume continues version_0 (Lightning started a
+    version_1), and rows of steps trained again after resuming from an older checkpoint are
+    replaced, not repeated. The logged values equal an uninterrupted run's (exact resume)."""
+    train(cfg_for(tmp_path / "reference", "logger=csv"))
+    want = csv_rows(tmp_path / "reference")
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(cfg_for(run_dir, "logger=csv", stop_at=11))
+    ckpt = run_dir / "checkpoints" / f"{resume_from}.ckpt"
+    train(cfg_for(run_dir, "logger=csv", f"ckpt_path={ckpt}"))
+    got = csv_rows(run_dir)
+    # resumed after the stopped step, its row is missing (the stop comes before Lightning
+    # logs it); every other row is there once, with the uninterrupted run's values
+    missing = {11 - 1} if resume_from == "interrupted" else set()
+    assert set(want) - set(got) == missing and set(got) <= set(want)
+    for step, row in got.items():
+        assert row["train/loss_d"] == want[step]["train/loss_d"], step
+
+
+def test_resume_in_the_same_folder_keeps_the_first_record(tmp_path):
+    """Hydra rewrote .hydra/overrides.yaml with the resume's command line (ckpt_path=last),
+    so report.py grouped the job by it. ``scripts/train.py`` passes its arguments through
+    ``keep_first_hydra_record`` before Hydra starts; run here the same way."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import REPO
+    from ganlab.report import load_job
+    from ganlab.run_folder import keep_first_hydra_record
+
+    run_dir = tmp_path / "run"
+    quick = ["data=ring", "data.n_train=200", "arch=mlp", "arch.generator.hidden=[8]",
+             "arch.discriminator.hidden=[8]", "logger=csv", "trainer.enable_progress_bar=false",
+             "trainer.log_every_n_steps=1",
+             *(f"~callbacks.{name}" for name in ("samples", "parzen", "figures")),
+             f"hydra.run.dir={run_dir}"]
+    wired = ("import runpy, sys; from ganlab.run_folder import keep_first_hydra_record; "
+             "sys.argv = [sys.argv[0], *keep_first_hydra_record(sys.argv[1:])]; "
+             f"runpy.run_path({str(REPO / 'scripts' / 'train.py')!r}, run_name='__main__')")
+    first = [*quick, "trainer.max_epochs=1"]
+    assert keep_first_hydra_record(first) == first  # a new folder: nothing to keep
+    for args in (first, [*quick, "trainer.max_epochs=2", "ckpt_path=last"]):
+        proc = subprocess.run([sys.executable, "-c", wired, *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    record = run_dir / ".hydra"
+    task = [a for a in first if not a.startswith("hydra.")]  # what Hydra records
+    assert yaml.safe_load((record / "overrides.yaml").read_text()) == task
+    resumed = yaml.safe_load((record / "run-2" / "overrides.yaml").read_text())
+    assert "ckpt_path=last" in resumed
+    assert "ckpt_path" not in load_job(run_dir).overrides
+    assert keep_first_hydra_record(first)[-1] == "hydra.output_subdir=.hydra/run-3"
+    assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == 2
+    csv_rows(run_dir)  # one metrics file, continued
