@@ -23,6 +23,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ganlab.arch_fit import shape_problem, suggestion
 from ganlab.averaging import check_average
 from ganlab.module import UPDATES
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
@@ -210,11 +211,14 @@ def _check_schedule(cfg: DictConfig) -> None:
 
 
 def _check_shapes(cfg: DictConfig) -> None:
-    """Networks that only work for some data shapes (DCGAN) are asked about ``data.shape``."""
+    """Can the architecture take ``data.shape``? Networks with a rule of their own (DCGAN's
+    sizes) are asked by it; every network is then built on the meta device and run once
+    (:mod:`ganlab.arch_fit`). The error names the ``arch=`` options that can take the data."""
     shape = _select(cfg, "data.shape")
     if shape is None:
         return
     shape = list(shape)
+    choice = _arch_choice()
     for part in ("generator", "discriminator"):
         target = _select(cfg, f"arch.{part}._target_")
         if not target:
@@ -230,12 +234,25 @@ def _check_shapes(cfg: DictConfig) -> None:
             rule = next((r for c, r in SHAPE_RULES.items() if issubclass(cls, c)), None)
         if rule is None:
             continue
-        choice = _arch_choice()
         owner = f"arch={choice} (arch.{part})" if choice else f"arch.{part}={cls.__name__}"
         try:
             rule(shape, owner)
         except ValueError as err:
-            raise ConfigError(f"data.shape={shape} is not allowed: {err}") from None
+            raise ConfigError(
+                f"data.shape={shape} is not allowed: {err}{suggestion(cfg, [choice or ''])}"
+            ) from None
+    if _select(cfg, "arch.generator") is None or _select(cfg, "noise.dim") is None:
+        return
+    try:
+        problem = shape_problem(cfg)
+    except Exception:  # an unresolvable setting: the checks that own it report it
+        return
+    if problem:
+        which = f"arch={choice}" if choice else "the architecture"
+        raise ConfigError(
+            f"data.shape={shape} is not allowed: {which} cannot take it ({problem})"
+            f"{suggestion(cfg, [choice or ''])}"
+        )
 
 
 def _arch_choice() -> str | None:

@@ -151,6 +151,29 @@ def test_dcgan_is_asked_which_data_shapes_it_supports():
         assert "DCGAN" in message and "H = W = s * 2**n" in message  # the network's own rule
 
 
+@pytest.mark.parametrize("data", ["mnist", "ring"])
+def test_an_arch_that_cannot_take_the_data_fails_before_data_and_names_one_that_can(
+    tmp_path, monkeypatch, data
+):
+    """arch=cifar_conv with MNIST used to fail in its constructor, after the data loaded."""
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was loaded before the architecture was checked")
+
+    monkeypatch.setattr("ganlab.train.load_data", no_data)
+    with pytest.raises(ConfigError) as err:
+        train(compose([f"data={data}", "arch=cifar_conv", "logger=none",
+                       f"paths.output_dir={tmp_path / 'run'}"]))
+    message = str(err.value)
+    shape = list(compose([f"data={data}"]).data.shape)
+    assert one_line(message) and message.startswith(f"data.shape={shape} is not allowed")
+    assert "cannot take it" in message
+    suggested = message.split("arch= options that can take it: ")[1].split(", ")
+    assert "mlp" in suggested and "cifar_conv" not in suggested
+    assert ("dcgan" in suggested) == (data == "mnist")
+    for arch in suggested:  # each suggestion is true
+        validate_config(compose([f"data={data}", f"arch={arch}"]))
+
+
 def test_the_shipped_configs_pass():
     for overrides in ([], ["data=ring", "arch=mlp"], ["experiment=paper_mnist"]):
         validate_config(compose(overrides))
