@@ -236,6 +236,7 @@ class InterruptCheckpoint(pl.Callback):
         self._installed = False
         self._every = 1
         self._steps = 0
+        self._rank_zero = True
 
     @property
     def ckpt_path(self) -> str:
@@ -247,11 +248,12 @@ class InterruptCheckpoint(pl.Callback):
             self._restore_handler()
             raise KeyboardInterrupt
         self.ctrl_c = True
-        log.warning(
-            "Ctrl-C: stopping after the current training step and saving %s "
-            "(press Ctrl-C again to stop at once, without a checkpoint of this step)",
-            self.ckpt_path,
-        )
+        if self._rank_zero:  # every DDP rank gets the signal; one line says what happens
+            log.warning(
+                "Ctrl-C: stopping after the current training step and saving %s "
+                "(press Ctrl-C again to stop at once, without a checkpoint of this step)",
+                self.ckpt_path,
+            )
 
     def _install_handler(self) -> None:
         """Replace Python's default SIGINT handler (which raises ``KeyboardInterrupt`` wherever
@@ -276,6 +278,7 @@ class InterruptCheckpoint(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.ctrl_c = False
         self._steps = 0
+        self._rank_zero = trainer.is_global_zero
         on_cpu = trainer.strategy.root_device.type == "cpu"
         self._every = 1 if on_cpu else max(int(trainer.log_every_n_steps or 1), 1)
         self._install_handler()
@@ -326,6 +329,8 @@ class InterruptCheckpoint(pl.Callback):
             log.warning("could not save %s: %s", self.ckpt_path, err)
             return
         self.saved = True
+        if not trainer.is_global_zero:  # rank 0 wrote the file and says so
+            return
         log.warning(
             "%s at global step %d: saved %s; resume with ckpt_path=%s",
             type(exception).__name__, trainer.global_step, self.ckpt_path, self.ckpt_path,
