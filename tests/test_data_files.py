@@ -200,6 +200,17 @@ def test_cifar_download_failure(tmp_path, monkeypatch) -> None:
     assert calls == [(TV.url, str(tmp_path), TV.filename, TV.tgz_md5)]
 
 
+def test_cifar_download_failure_without_text_keeps_a_reason(tmp_path, monkeypatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Error downloading cifar-10-python.tar.gz:\nTried ..., got:\n")
+
+    monkeypatch.setattr("ganlab.data.cifar10.download_and_extract_archive", fail)
+    with pytest.raises(MissingDataError) as err:
+        CIFAR10(root=str(tmp_path), download=True, batch_size=4).prepare_data()
+    assert "\n" not in str(err.value) and "failed: Error downloading" in str(err.value)
+    assert "Tried ..., got:" in str(err.value)  # the underlying reason, on the same line
+
+
 def test_cifar_download_success(cifar_root, tmp_path_factory, monkeypatch) -> None:
     src, train, _ = cifar_root
     dest = tmp_path_factory.mktemp("fresh")

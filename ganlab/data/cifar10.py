@@ -21,7 +21,7 @@ from torchvision.datasets.utils import download_and_extract_archive
 from ganlab import safe_pickle
 from ganlab.data.base import GANDataModule
 from ganlab.data.mnist import MissingDataError
-from ganlab.text import with_article
+from ganlab.text import error_reason, with_article
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
@@ -158,7 +158,7 @@ class CIFAR10(GANDataModule):
                     cls.url, download_root=self.root, filename=cls.filename, md5=cls.tgz_md5
                 )
             except (OSError, RuntimeError, ValueError, tarfile.TarError) as err:
-                reason = f"the download from {cls.url} failed: {err}"
+                reason = f"the download from {cls.url} failed: {error_reason(err)}"
             else:
                 missing = self._missing_files()
                 if not missing:

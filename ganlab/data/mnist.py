@@ -20,15 +20,11 @@ from torchvision.datasets.utils import download_url
 
 from ganlab.data.base import GANDataModule
 from ganlab.data.idx import IdxFileError, read_idx
+from ganlab.text import error_reason
 
 
 class MissingDataError(RuntimeError):
     """A dataset's files are absent or unreadable; the message says what to do."""
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class MNIST(GANDataModule):
@@ -69,7 +65,7 @@ class MNIST(GANDataModule):
             try:
                 download_url(mirror + filename, str(self.raw_folder), part.name, md5)
             except (urllib.error.URLError, OSError, RuntimeError, ValueError) as err:
-                reasons.append(f"{mirror}{filename}: {_one_line(err)}")
+                reasons.append(f"{mirror}{filename}: {error_reason(err)}")
                 continue
             os.replace(part, self.raw_folder / filename)
             return None
