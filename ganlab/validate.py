@@ -123,7 +123,10 @@ def _try_optimizer(optim: DictConfig, target: str) -> None:
     after the data loaded and a logger run was created. The value named is the one whose
     removal makes the optimiser build (else the first that fails on its own, else all).
     """
-    settings = {str(k): v for k, v in optim.items() if not str(k).startswith("_")}
+    try:
+        settings = {str(k): v for k, v in optim.items() if not str(k).startswith("_")}
+    except Exception:  # e.g. ${hydra:...} outside a Hydra run: the run itself will tell
+        return
 
     def build(keys: Sequence[str]) -> str | None:
         node = OmegaConf.create({"_target_": target, **{k: settings[k] for k in keys}})
