@@ -212,7 +212,7 @@ class InterruptCheckpoint(pl.Callback):
     ``trainer.log_every_n_steps`` steps on an accelerator, every step on CPU). The previous
     SIGINT handler is back when training ends.
 
-    This is Lightning's ``OnExceptionCheckpoint`` (2.6) with three differences. It saves
+    Otherwise it is Lightning's ``OnExceptionCheckpoint`` (2.6), with two differences. It saves
     nothing when saving would mislead: after a :class:`DivergenceError` or with NaN/Inf weights
     (resuming would go on diverging), in the middle of a training step (a crash, or the second
     Ctrl-C: resuming would not be exact; the last whole-step checkpoint stays the one to
