@@ -7,6 +7,7 @@ cannot run code; ganlab stores its config as plain containers so that its own fi
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):  # safe loading refused a pickled object
+        refused = _refused_global(err)
+        if refused is not None:  # safe loading stopped at a function or class to call
             raise CheckpointError(
-                f"checkpoint {path} holds pickled Python objects, not only tensors and plain "
-                f"containers, so it was not loaded (weights_only=True): {_unpickler_reason(err)}"
+                f"checkpoint {path} contains code that ganlab refuses to run: its pickle calls "
+                f"{refused}, while a ganlab checkpoint holds only tensors and plain containers; "
+                "nothing of it was run (weights_only=True). Use a checkpoint written by ganlab"
             ) from None
-        raise _corrupt(path, err) from None
+        raise _corrupt(path, err, _unpickler_reason(err)) from None
     except PermissionError as err:
         raise CheckpointError(f"checkpoint {path} cannot be read ({err.strerror})") from None
     except Exception as err:  # torch raises RuntimeError, EOFError, KeyError... for bad bytes
@@ -55,25 +58,45 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
-def _first_line(err: BaseException) -> str:
+def _first_line(err: BaseException, limit: int = 160) -> str:
+    """The first line of an error, shortened at a word boundary (never mid-word)."""
     text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    line = " ".join(text.splitlines()[0].split()) if text else type(err).__name__
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def _refused_global(err: BaseException) -> str | None:
+    """The ``module.name`` that torch's weights-only unpickler refused, if it says so.
+
+    torch words it "Unsupported global: GLOBAL functools.partial was not an allowed global"
+    or, for a blocked module (torch 2.14), "unsupported GLOBAL posix.system whose module
+    posix is blocked"; both name it after ``GLOBAL``.
+    """
+    text = str(err)
+    if "Weights only load failed" not in text:
+        return None
+    found = re.search(r"GLOBAL\s+([\w.]+)", text)
+    return found.group(1).rstrip(".") if found else None
 
 
 def _unpickler_reason(err: BaseException) -> str:
-    """The sentence of torch's long weights-only message that names the refused object."""
+    """The part of torch's long weights-only message that says what went wrong (bytes that
+    are no pickle end there too: "WeightsUnpickler error: Unsupported operand 110")."""
     text = " ".join(str(err).split())
-    start = text.find("Unsupported global")
+    start = text.find("WeightsUnpickler error:")
     if start < 0:
         return _first_line(err)
-    end = text.find(". ", start)
-    return text[start:] if end < 0 else text[start:end]
+    ends = [i for i in (text.find(". ", start), text.find(" Check the doc", start)) if i >= 0]
+    return _first_line(text[start : min(ends)] if ends else text[start:])
 
 
-def _corrupt(path: Path, err: BaseException) -> CheckpointError:
+def _corrupt(path: Path, err: BaseException, reason: str | None = None) -> CheckpointError:
     return CheckpointError(
         f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: "
-        f"{_first_line(err)[:120]}); use another checkpoint, e.g. an epochNNNN.ckpt beside it"
+        f"{reason or _first_line(err)}); use another checkpoint, e.g. an epochNNNN.ckpt "
+        "beside it"
     )
 
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from ganlab.build import build_datamodule, build_gan
 from ganlab.checkpoint import average_checkpoints, check_compatible, load_checkpoint
 from ganlab.data.base import GANDataModule
-from ganlab.errors import CheckpointError
+from ganlab.errors import CheckpointError, MissingDataError
 from ganlab.module import GAN
 
 
@@ -43,8 +43,34 @@ def restore_run(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
     datamodule = build_datamodule(cfg)
-    datamodule.setup("test")
+    try:
+        datamodule.setup("test")
+    except MissingDataError as err:  # the scripts' option is data_root=, not data.root
+        raise MissingDataError(script_hint(str(err))) from None
     return model, datamodule, ckpt
+
+
+def script_hint(message: str) -> str:
+    """A data error's advice in the words of evaluate.py and visualize.py (``data_root=``)."""
+    return message.replace("point data.root at", "point data_root= at").replace(
+        "data.root", "data_root")
+
+
+def averaging_warning(spec: object, ckpts: Sequence[str]) -> str | None:
+    """Why ``average_ckpts=true`` over ``ckpts`` would not average anything, or None.
+
+    A run keeps one ``epochNNNN.ckpt`` by default (``save_top_k: 1``), so a glob over its
+    epochs matches one file, and its "mean" is that checkpoint alone.
+    """
+    if len(ckpts) != 1:
+        return None
+    return (
+        f"average_ckpts=true, but ckpt={spec!r} names one checkpoint ({ckpts[0]}): it is "
+        "scored as it is, there is nothing to average with. A run keeps only its newest "
+        "epoch checkpoint unless trained with callbacks.model_checkpoint.save_top_k=-1 (all; "
+        "add callbacks.model_checkpoint.every_n_epochs=<n> for fewer); or keep the average "
+        "during training with average=uniform"
+    )
 
 
 def expand_checkpoints(spec: str | Path | Sequence[str | Path]) -> list[str]:

@@ -7,6 +7,7 @@ ranges) are asked of that class rather than copied here, so the two cannot drift
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 import os
@@ -18,9 +19,11 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ganlab.arch_fit import shape_problem, suggestion
 from ganlab.averaging import check_average
 from ganlab.errors import ConfigError
 from ganlab.module import UPDATES
@@ -95,16 +98,65 @@ def _check_optimizer(cfg: DictConfig) -> None:
         raise ConfigError(
             f"optim._target_={target!r} is not allowed: no such optimiser class can be imported"
         ) from None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = [name for name in params if name not in ("self", "params")]
+        for key in optim:
+            if str(key).startswith("_") or key in allowed:
+                continue
+            raise ConfigError(
+                f"optim.{key} is not a setting of {target}: drop it with '~optim.{key}' "
+                f"(settings: {', '.join(allowed)})"
+            )
+    _try_optimizer(optim, target)
+
+
+def _try_optimizer(optim: DictConfig, target: str) -> None:
+    """Build the optimiser on a throwaway parameter: its own checks judge every value.
+
+    ``betas=[1.5, 0.9]`` or ``momentum=-0.5`` would otherwise fail in ``configure_optimizers``,
+    after the data loaded and a logger run was created. The value named is the one whose
+    removal makes the optimiser build (else the first that fails on its own, else all).
+    """
+    try:
+        settings = {str(k): v for k, v in optim.items() if not str(k).startswith("_")}
+    except Exception:  # e.g. ${hydra:...} outside a Hydra run: the run itself will tell
         return
-    allowed = [name for name in params if name not in ("self", "params")]
-    for key in optim:
-        if str(key).startswith("_") or key in allowed:
-            continue
-        raise ConfigError(
-            f"optim.{key} is not a setting of {target}: drop it with '~optim.{key}' "
-            f"(settings: {', '.join(allowed)})"
-        )
+
+    def build(keys: Sequence[str]) -> str | None:
+        node = OmegaConf.create({"_target_": target, **{k: settings[k] for k in keys}})
+        try:
+            instantiate(node, [torch.zeros(1, requires_grad=True)], _convert_="partial")
+        except InstantiationException as err:
+            cause = err.__cause__ or err
+            return " ".join(str(cause).split()) or type(cause).__name__
+        return None
+
+    problem = build(list(settings))
+    if problem is None:
+        return
+    keys = list(settings)
+    for key in keys:  # the value whose removal makes the optimiser build
+        if build([k for k in keys if k != key]) is None:
+            raise ConfigError(
+                f"optim.{key}={_show(settings[key])} is not allowed: {target} says {problem!r}"
+            )
+    for key in keys:  # several bad values: the first that fails on its own
+        alone = build([key])
+        if alone is not None:
+            raise ConfigError(
+                f"optim.{key}={_show(settings[key])} is not allowed: {target} says {alone!r}"
+            )
+    given = ", ".join(f"optim.{k}={_show(v)}" for k, v in settings.items())
+    raise ConfigError(f"{given} do not work together: {target} says {problem!r}")
+
+
+def _show(value: Any) -> str:
+    """A config value as it would be typed on the command line."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _check_average(cfg: DictConfig) -> None:
@@ -156,11 +208,14 @@ def _check_schedule(cfg: DictConfig) -> None:
 
 
 def _check_shapes(cfg: DictConfig) -> None:
-    """Networks that only work for some data shapes (DCGAN) are asked about ``data.shape``."""
+    """Can the architecture take ``data.shape``? Networks with a rule of their own (DCGAN's
+    sizes) are asked by it; every network is then built on the meta device and run once
+    (:mod:`ganlab.arch_fit`). The error names the ``arch=`` options that can take the data."""
     shape = _select(cfg, "data.shape")
     if shape is None:
         return
     shape = list(shape)
+    choice = _arch_choice()
     for part in ("generator", "discriminator"):
         target = _select(cfg, f"arch.{part}._target_")
         if not target:
@@ -174,12 +229,25 @@ def _check_shapes(cfg: DictConfig) -> None:
         rule = next((r for c, r in SHAPE_RULES.items() if issubclass(cls, c)), None)
         if rule is None:
             continue
-        choice = _arch_choice()
         owner = f"arch={choice} (arch.{part})" if choice else f"arch.{part}={cls.__name__}"
         try:
             rule(shape, owner)
         except ValueError as err:
-            raise ConfigError(f"data.shape={shape} is not allowed: {err}") from None
+            raise ConfigError(
+                f"data.shape={shape} is not allowed: {err}{suggestion(cfg, [choice or ''])}"
+            ) from None
+    if _select(cfg, "arch.generator") is None or _select(cfg, "noise.dim") is None:
+        return
+    try:
+        problem = shape_problem(cfg)
+    except Exception:  # an unresolvable setting: the checks that own it report it
+        return
+    if problem:
+        which = f"arch={choice}" if choice else "the architecture"
+        raise ConfigError(
+            f"data.shape={shape} is not allowed: {which} cannot take it ({problem})"
+            f"{suggestion(cfg, [choice or ''])}"
+        )
 
 
 def _arch_choice() -> str | None:
@@ -203,9 +271,12 @@ def validate_config(cfg: DictConfig) -> None:
     _check_shapes(cfg)
 
 
-def min_free_mb(cfg: DictConfig | None = None) -> float:
-    """The free-space floor: ``+min_free_mb=`` in the config, else ``$GANLAB_MIN_FREE_MB``."""
-    value = None if cfg is None else _select(cfg, "min_free_mb")
+def min_free_mb(cfg: DictConfig | None = None, given: Any = None) -> float:
+    """The free-space floor: ``given``, else ``+min_free_mb=`` in the config, else
+    ``$GANLAB_MIN_FREE_MB``, else 100 MB."""
+    value = given
+    if value is None and cfg is not None:
+        value = _select(cfg, "min_free_mb")
     if value is None:
         value = os.environ.get("GANLAB_MIN_FREE_MB", DEFAULT_MIN_FREE_MB)
     try:
@@ -223,6 +294,11 @@ def _not_writable(path: Path, reason: str) -> ConfigError:
     )
 
 
+def _os_reason(err: OSError) -> str:
+    what = err.strerror or type(err).__name__
+    return f"{what}: {err.filename}" if err.filename else what
+
+
 def check_output_dir(
     path: str | Path, min_free: float = DEFAULT_MIN_FREE_MB, create: bool = True
 ) -> Path:
@@ -230,8 +306,10 @@ def check_output_dir(
 
     Found at start, an unwritable or full output directory costs seconds; found at the first
     checkpoint, it costs the epoch (or, on a full disk, leaves a truncated checkpoint).
-    ``create=True`` creates ``path`` and writes a test file; ``create=False`` changes nothing
-    and checks the nearest existing ancestor (for a check before Hydra creates the folder).
+    ``create=True`` creates ``path`` and writes a test file; ``create=False`` leaves things
+    as they were: it creates and removes an empty folder in the nearest existing ancestor (for
+    a check before Hydra creates the folder). Writability is tried, not inferred from
+    permission bits: those say yes to root, also in /proc, which then shows "0 MB free".
     """
     path = Path(path)
     if create:
@@ -240,7 +318,7 @@ def check_output_dir(
             with tempfile.NamedTemporaryFile(dir=path, prefix=".ganlab-write-test-"):
                 pass
         except OSError as err:
-            raise _not_writable(path, err.strerror or type(err).__name__) from None
+            raise _not_writable(path, _os_reason(err)) from None
         existing = path
     else:
         existing = path.absolute()
@@ -248,8 +326,12 @@ def check_output_dir(
             existing = existing.parent
         if not existing.is_dir():
             raise _not_writable(path, f"{existing} is a file, not a folder")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise _not_writable(path, f"no permission to write in {existing}")
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".ganlab-write-test-"))
+        except OSError as err:
+            raise _not_writable(
+                path, f"cannot create a folder in {existing}: {err.strerror or err}"
+            ) from None
     free_mb = shutil.disk_usage(existing).free / 2**20
     if free_mb < min_free:
         raise ConfigError(
@@ -266,8 +348,9 @@ def check_cli_output_dir(argv: Sequence[str]) -> None:
     Hydra creates the folder and writes ``.hydra/`` before any ganlab code runs, and reports
     a failure there as a traceback; ``scripts/train.py`` calls this first. Checks
     ``hydra.run.dir`` (``hydra.sweep.dir`` with -m) when given as a plain path, else
-    ``outputs/`` (Hydra's default, below the current folder); creates nothing. Training
-    checks the resolved folder again, free space included.
+    ``outputs/`` (Hydra's default, below the current folder); leaves nothing behind. The
+    free-space floor is ``+min_free_mb=`` when the command line gives it (the advice the
+    error itself gives). Training checks the resolved folder again.
     """
     args = set(argv)
     if NO_JOB_FLAGS & args:
@@ -275,4 +358,51 @@ def check_cli_output_dir(argv: Sequence[str]) -> None:
     key = "hydra.sweep.dir=" if {"-m", "--multirun"} & args else "hydra.run.dir="
     given = [a[len(key):] for a in argv if a.startswith(key)]
     path = given[-1] if given and "${" not in given[-1] else "outputs"
-    check_output_dir(path, min_free_mb(), create=False)
+    floors = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("min_free_mb=")]
+    floor = None
+    if floors:  # a sweep over floors (-m +min_free_mb=50,100): each job checks its own
+        floor = min(min_free_mb(given=v) for v in floors[-1].split(","))
+    check_output_dir(path, min_free_mb(given=floor), create=False)
+
+
+#: launcher options -> (the Hydra plugin package they need, a program that must be on PATH)
+LAUNCHERS: dict[str, tuple[str, str | None]] = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", None),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", None),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "srun"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "srun"),  # ganlab's preset
+}
+
+
+def check_cli_launcher(argv: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` when ``hydra/launcher=<name>`` cannot launch here.
+
+    Off a SLURM cluster, submitit fails with a traceback ("Could not detect srun"); without
+    the plugin installed, Hydra lists the launchers it has. One line each instead, saying what
+    to install or where to run.
+    """
+    if NO_JOB_FLAGS & set(argv) or not {"-m", "--multirun"} & set(argv):
+        return  # the launcher runs sweeps only
+    given = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra/launcher=")]
+    if not given or given[-1] not in LAUNCHERS:
+        return
+    name = given[-1]
+    package, program = LAUNCHERS[name]
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"hydra/launcher={name} needs the {package.split('.')[-1].replace('_', '-')} "
+            "plugin, which is not installed: pip install -e '.[launchers]'"
+        )
+    if program is not None and shutil.which(program) is None:
+        raise ConfigError(
+            f"hydra/launcher={name} submits SLURM jobs, but this machine has no {program!r} "
+            "(it is not a SLURM login node): run the sweep there, or here with the default "
+            "launcher (drop hydra/launcher) or hydra/launcher=joblib"
+        )
+
+
+def check_cli(argv: Sequence[str]) -> None:
+    """Every check ``scripts/train.py`` makes before Hydra starts: the run folder
+    (:func:`check_cli_output_dir`) and the sweep launcher (:func:`check_cli_launcher`)."""
+    check_cli_launcher(argv)
+    check_cli_output_dir(argv)

@@ -8,6 +8,7 @@ in-training averaged generator (default ``auto``: the average when the run kept 
 """
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,10 +18,11 @@ from omegaconf import DictConfig
 from ganlab.cli import cli_errors
 from ganlab.errors import ConfigError
 from ganlab.evaluation import aggregate_folds
-from ganlab.evaluation.protocol import parzen_score, sigma_grid
+from ganlab.evaluation.protocol import parzen_score, sigma_edge_warning, sigma_grid
+from ganlab.evaluation.records import write_with_history
 from ganlab.plots.figure import save_figure
 from ganlab.plots.parzen import plot_valid_curve
-from ganlab.restore import expand_checkpoints, restore_run
+from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
 
 WEIGHTS = {"auto": None, "raw": False, "averaged": True}
 
@@ -41,9 +43,8 @@ def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
         which = f"mean of {len(ckpt)} checkpoints"
     else:
         which = "averaged" if (model.has_average if averaged is None else averaged) else "raw"
-    out.write_text(json.dumps({"ckpt": ckpt if isinstance(ckpt, str) else list(ckpt),
-                               "generator": which, "seed": cfg.seed, **asdict(result)},
-                              indent=2))
+    write_with_history(out, {"ckpt": ckpt if isinstance(ckpt, str) else list(ckpt),
+                             "generator": which, "seed": cfg.seed, **asdict(result)})
     save_figure(plot_valid_curve(result), out.with_suffix(".png"))
     name = ckpt if isinstance(ckpt, str) else f"{ckpt[0]} .. {ckpt[-1]}"
     what = f"{which}' generators" if which.startswith("mean") else f"{which} generator"
@@ -51,6 +52,8 @@ def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
           f"{result.test_se:.2f} (sigma {result.sigma:.4g}, {result.n_samples} samples, "
           f"{result.n_test} test rows)")
     print(f"wrote {out} and {out.with_suffix('.png')}")
+    if warning := sigma_edge_warning(result):
+        print(f"warning: {warning}", file=sys.stderr)
     return result
 
 
@@ -64,6 +67,8 @@ def score(cfg: DictConfig) -> float:
     if cfg.weights not in WEIGHTS:
         raise ConfigError(f"weights={cfg.weights!r} is not one of {', '.join(WEIGHTS)}")
     ckpts = expand_checkpoints(cfg.ckpt)
+    if cfg.average_ckpts and (warning := averaging_warning(cfg.ckpt, ckpts)):
+        print(f"warning: {warning}", file=sys.stderr)
     if cfg.average_ckpts:
         out = Path(cfg.out) if cfg.out else Path(ckpts[-1]).with_suffix(".average.parzen.json")
         return evaluate_one(cfg, ckpts, out).test_ll

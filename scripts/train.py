@@ -8,8 +8,9 @@ import hydra
 from omegaconf import DictConfig
 
 from ganlab.cli import cli_errors, exit_on_user_error
+from ganlab.run_folder import keep_first_hydra_record
 from ganlab.train import train
-from ganlab.validate import check_cli_output_dir
+from ganlab.validate import check_cli
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -22,6 +23,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    with exit_on_user_error():  # before Hydra creates the run folder (it fails with a traceback)
-        check_cli_output_dir(sys.argv[1:])
+    # before Hydra starts: an unusable run folder or sweep launcher fails in one line (Hydra
+    # would fail with a traceback), and a resume in the same folder keeps the first record
+    with exit_on_user_error():
+        check_cli(sys.argv[1:])
+    sys.argv[1:] = keep_first_hydra_record(sys.argv[1:])
     main()

@@ -4,6 +4,7 @@
 checkpoints' generators. A run that kept an average of G (``average=...``) is drawn from it.
 """
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -13,7 +14,7 @@ from ganlab.cli import cli_errors
 from ganlab.errors import ConfigError
 from ganlab.plots.paper import paper_figures
 from ganlab.plots.samples import draw_samples
-from ganlab.restore import expand_checkpoints, restore_run
+from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="visualize")
@@ -24,6 +25,8 @@ def main(cfg: DictConfig) -> None:
 
 def draw(cfg: DictConfig) -> None:
     ckpts = expand_checkpoints(cfg.ckpt)
+    if cfg.average_ckpts and (warning := averaging_warning(cfg.ckpt, ckpts)):
+        print(f"warning: {warning}", file=sys.stderr)
     if len(ckpts) > 1 and not cfg.average_ckpts:
         raise ConfigError(f"ckpt names {len(ckpts)} checkpoints: give one, or add "
                          "average_ckpts=true to draw the mean of their generators")

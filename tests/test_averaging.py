@@ -244,3 +244,46 @@ def test_paper_mnist_average_beats_the_raw_generator(tmp_path, mnist_root):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     assert metrics["parzen/avg_test_ll"] > metrics["parzen/test_ll"] + 50, metrics
+
+
+def test_evaluate_warns_on_one_checkpoint_to_average_and_keeps_a_history(
+    two_checkpoints, tmp_path
+):
+    """A glob over epochs matches one file under the default save_top_k=1: say so. Scoring
+    again with other settings keeps the earlier result beside the latest."""
+    run_dir, ckpts = two_checkpoints
+    out = tmp_path / "one.parzen.json"
+    one = f"ckpt='{run_dir}/checkpoints/epoch0001*.ckpt'"
+    proc = run_script("evaluate.py", [one, "average_ckpts=true", "n_samples=300",
+                                      f"out={out}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert any(f"names one checkpoint ({ckpts[1]})" in w and "save_top_k=-1" in w
+               for w in warnings), proc.stderr
+    # the ring toy after two epochs: sigma still at the grid's top, and the script says so
+    assert json.loads(out.read_text())["sigma"] == pytest.approx(1.0)
+    assert any("is the largest of the 10 sigmas tried" in w and "sigma_end=1 sigma_num=19" in w
+               for w in warnings), proc.stderr
+    proc = run_script("evaluate.py", [f"ckpt={ckpts[1]}", "n_samples=200", "sigma_end=1",
+                                      "sigma_num=19", f"out={out}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sigmas tried" not in proc.stderr  # the wider grid has the best sigma inside
+    history = [json.loads(line) for line in
+               (tmp_path / "one.parzen.history.jsonl").read_text().splitlines()]
+    assert [h["n_samples"] for h in history] == [300, 200]
+    assert {k: v for k, v in history[-1].items() if k != "time"} == json.loads(out.read_text())
+
+
+def test_missing_data_hint_names_the_scripts_option(two_checkpoints, tmp_path):
+    """evaluate.py and visualize.py take data_root=, not data.root."""
+    from ganlab.data.mnist import MissingDataError
+
+    _, ckpts = two_checkpoints
+    ckpt = torch.load(ckpts[-1], weights_only=True)
+    ckpt["ganlab"]["config"]["data"] = {"_target_": "ganlab.data.MNIST", "root": "unused",
+                                        "download": False, "shape": [2]}
+    torch.save(ckpt, tmp_path / "mnist.ckpt")
+    with pytest.raises(MissingDataError) as err:
+        restore_run(tmp_path / "mnist.ckpt", data_root=str(tmp_path / "empty"), device="cpu")
+    assert "point data_root= at a folder" in str(err.value)
+    assert "data.root" not in str(err.value)

@@ -7,6 +7,7 @@ order, preprocessing and every error path.
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -199,6 +200,17 @@ def test_cifar_download_failure(tmp_path, monkeypatch) -> None:
     assert calls == [(TV.url, str(tmp_path), TV.filename, TV.tgz_md5)]
 
 
+def test_cifar_download_failure_without_text_keeps_a_reason(tmp_path, monkeypatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Error downloading cifar-10-python.tar.gz:\nTried ..., got:\n")
+
+    monkeypatch.setattr("ganlab.data.cifar10.download_and_extract_archive", fail)
+    with pytest.raises(MissingDataError) as err:
+        CIFAR10(root=str(tmp_path), download=True, batch_size=4).prepare_data()
+    assert "\n" not in str(err.value) and "failed: Error downloading" in str(err.value)
+    assert "Tried ..., got:" in str(err.value)  # the underlying reason, on the same line
+
+
 def test_cifar_download_success(cifar_root, tmp_path_factory, monkeypatch) -> None:
     src, train, _ = cifar_root
     dest = tmp_path_factory.mktemp("fresh")
@@ -242,6 +254,65 @@ def test_cifar_batch_missing_key_or_not_pickle(cifar_root, no_network) -> None:
     path.write_bytes(b"this is not a pickle")
     with pytest.raises(ValueError, match=r"test_batch is not a readable CIFAR-10 batch"):
         CIFAR10(root=str(root), download=False, n_val=10, batch_size=4).setup()
+
+
+class RunsCode:
+    """Pickles to a call of ``func(*args)``: what a malicious batch file does on loading."""
+
+    def __init__(self, func, *args) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize("how", ["os.system", "open", "inside-the-dict"])
+def test_cifar_batch_that_runs_code_is_refused_before_it_runs(
+    cifar_root, no_network, tmp_path, how
+) -> None:
+    root, _, _ = cifar_root
+    marker = tmp_path / "marker"
+    if how == "os.system":
+        payload, refused = RunsCode(os.system, f"touch {marker}"), os.system.__module__
+        refused += ".system"
+    elif how == "open":
+        payload, refused = RunsCode(open, str(marker), "w"), f"{open.__module__}.open"
+    else:  # a well-formed batch with one extra entry that runs code
+        payload = {b"data": np.zeros((10, 3072), np.uint8), b"labels": [0] * 10,
+                   b"extra": RunsCode(open, str(marker), "w")}
+        refused = f"{open.__module__}.open"
+    path = root / "cifar-10-batches-py" / "data_batch_2"
+    with open(path, "wb") as f:
+        pickle.dump(payload, f, protocol=2)
+    with pytest.raises(ValueError) as info:
+        CIFAR10(root=str(root), download=False, n_val=10, batch_size=4).setup()
+    message = str(info.value)
+    assert not marker.exists()  # nothing of the file ran
+    assert "\n" not in message and message.startswith(f"{path} contains code")
+    assert f"its pickle calls {refused}," in message
+
+
+def test_cifar_batch_written_by_numpy_1_loads(cifar_root, no_network) -> None:
+    """Real batches (Python 2, NumPy 1) name ``numpy.core.multiarray``; NumPy 2 writes
+    ``numpy._core``. Both are admitted."""
+    root, train, _ = cifar_root
+    path = root / "cifar-10-batches-py" / "data_batch_1"
+    old = path.read_bytes().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray\n_reconstruct" in old
+    path.write_bytes(old)
+    dm = CIFAR10(root=str(root), download=False, n_val=10, batch_size=4)
+    dm.setup()
+    np.testing.assert_array_equal(as_bytes(dm.split("train")[:N_PER_BATCH]),
+                                  train[:N_PER_BATCH])
+
+
+def test_cifar_batch_of_the_wrong_type_is_named_with_its_article(cifar_root, no_network) -> None:
+    root, _, _ = cifar_root
+    path = root / "cifar-10-batches-py" / "test_batch"
+    for obj, words in ((5, "holds an int;"), ([1], "holds a list;")):
+        path.write_bytes(pickle.dumps(obj, protocol=2))
+        with pytest.raises(ValueError, match=words):
+            CIFAR10(root=str(root), download=False, n_val=10, batch_size=4).setup()
 
 
 # ----------------------------------------------------------------------------------- TFD

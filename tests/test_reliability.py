@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -33,9 +34,13 @@ from ganlab.callbacks.guards import DivergenceError, DivergenceGuard, find_nonfi
 from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint
 from ganlab.cli import RunFailed, cli_errors
 from ganlab.data.mnist import MissingDataError
+from ganlab.evaluation import ParzenResult
 from ganlab.train import TrainingInterrupted, train
 from ganlab.validate import (
+    LAUNCHERS,
     ConfigError,
+    check_cli,
+    check_cli_launcher,
     check_cli_output_dir,
     check_output_dir,
     validate_config,
@@ -103,6 +108,14 @@ def all_finite(ckpt: dict) -> bool:
         (["trainer.max_steps=0"], "trainer.max_steps=0"),
         (["trainer.max_steps=1.5"], "trainer.max_steps=1.5"),
         (["schedule.lr_decay=0.5"], "schedule.lr_decay=0.5"),
+        # every optimiser value is judged by the optimiser itself, before anything is built
+        (["optim=adam", "optim.betas=[1.5,0.9]"],
+         "optim.betas=[1.5, 0.9] is not allowed: torch.optim.Adam says 'Invalid beta"),
+        (["optim.momentum=-0.5"],
+         "optim.momentum=-0.5 is not allowed: torch.optim.SGD says 'Invalid momentum value"),
+        (["optim=adam", "+optim.eps=-1"], "optim.eps=-1 is not allowed"),
+        (["+optim.weight_decay=-1"], "optim.weight_decay=-1 is not allowed"),
+        (["+optim.nesterov=true", "+optim.dampening=0.5"], "Nesterov momentum requires"),
         (["schedule.momentum_final=0.7", "schedule.momentum_start=5",
           "schedule.momentum_saturate=2"], "schedule.momentum_saturate=2"),
     ],
@@ -137,6 +150,29 @@ def test_dcgan_is_asked_which_data_shapes_it_supports():
         message = str(err.value)
         assert one_line(message) and message.startswith("data.shape=")
         assert "DCGAN" in message and "H = W = s * 2**n" in message  # the network's own rule
+
+
+@pytest.mark.parametrize("data", ["mnist", "ring"])
+def test_an_arch_that_cannot_take_the_data_fails_before_data_and_names_one_that_can(
+    tmp_path, monkeypatch, data
+):
+    """arch=cifar_conv with MNIST used to fail in its constructor, after the data loaded."""
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was loaded before the architecture was checked")
+
+    monkeypatch.setattr("ganlab.train.load_data", no_data)
+    with pytest.raises(ConfigError) as err:
+        train(compose([f"data={data}", "arch=cifar_conv", "logger=none",
+                       f"paths.output_dir={tmp_path / 'run'}"]))
+    message = str(err.value)
+    shape = list(compose([f"data={data}"]).data.shape)
+    assert one_line(message) and message.startswith(f"data.shape={shape} is not allowed")
+    assert "cannot take it" in message
+    suggested = message.split("arch= options that can take it: ")[1].split(", ")
+    assert "mlp" in suggested and "cifar_conv" not in suggested
+    assert ("dcgan" in suggested) == (data == "mnist")
+    for arch in suggested:  # each suggestion is true
+        validate_config(compose([f"data={data}", f"arch={arch}"]))
 
 
 def test_the_shipped_configs_pass():
@@ -243,19 +279,54 @@ def test_missing_corrupt_and_foreign_checkpoints(trained, tmp_path):
         "truncated": (tmp_path / "truncated.ckpt", "is corrupt or truncated"),
         "junk": (tmp_path / "junk.ckpt", "is corrupt or truncated"),
         "foreign": (tmp_path / "foreign.ckpt", "is not a ganlab checkpoint"),
-        "pickle": (tmp_path / "pickle.ckpt", "holds pickled Python objects"),
+        # safe loading stops at the global to call; the message names it (torch words the
+        # refusal differently for an unlisted class and for a blocked module such as os)
+        "pickle": (tmp_path / "pickle.ckpt",
+                   "contains code that ganlab refuses to run: its pickle calls functools.partial,"),
+        "code": (tmp_path / "code.ckpt",
+                 f"contains code that ganlab refuses to run: its pickle calls "
+                 f"{os.system.__module__}.system,"),
     }
     data = trained.read_bytes()
     cases["truncated"][0].write_bytes(data[: len(data) // 2])
     cases["junk"][0].write_bytes(b"not a checkpoint at all")
     torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 0}, cases["foreign"][0])
     torch.save({"state_dict": {}, "f": functools.partial(print)}, cases["pickle"][0])
+    marker = tmp_path / "marker"
+    torch.save({"state_dict": {}, "x": RunsCode(os.system, f"touch {marker}")},
+               cases["code"][0])
     for name, (path, expected) in cases.items():
         with pytest.raises(CheckpointError) as err:
             load_checkpoint(path)
         message = str(err.value)
         assert expected in message and str(path) in message, (name, message)
         assert one_line(message), (name, message)
+        if "corrupt" in expected:  # torch's own words, shortened at a word boundary only
+            shown = re.search(r"\(\w+: (.*)\); use another", message).group(1)
+            shown = shown.removesuffix(" ...")
+            original = torch_message(path)
+            at = original.find(shown)
+            assert at >= 0, (shown, original)
+            assert original[at + len(shown) : at + len(shown) + 1] in ("", " ", "."), shown
+    assert not marker.exists()
+
+
+def torch_message(path: Path) -> str:
+    try:
+        torch.load(path, weights_only=True)
+    except Exception as err:
+        return " ".join(str(err).split())
+    raise AssertionError(f"{path} loaded")
+
+
+class RunsCode:
+    """Pickles to a call of ``func(*args)``, as a malicious file would."""
+
+    def __init__(self, func, *args) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
 
 
 def test_checkpoint_from_another_architecture(trained):
@@ -469,6 +540,68 @@ def test_nearly_full_disk_fails_at_start(tmp_path, monkeypatch):
         train(cfg)
 
 
+def test_optimiser_values_fail_before_data_or_logger(tmp_path, monkeypatch):
+    """``optim.betas=[1.5,0.9]`` used to surface as a traceback from configure_optimizers,
+    after the data had loaded and a logger run existed."""
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was loaded before the optimiser settings were checked")
+
+    monkeypatch.setattr("ganlab.train.load_data", no_data)
+    with pytest.raises(RunFailed) as err:
+        with cli_errors():
+            train(toy_cfg(tmp_path / "run", "optim=adam", "optim.betas=[1.5,0.9]",
+                          "logger=csv"))
+    assert one_line(str(err.value)) and str(err.value).startswith("error: optim.betas=")
+    assert not (tmp_path / "run" / "csv").exists()
+
+
+def test_cli_check_honours_min_free_mb_override(tmp_path, monkeypatch):
+    """The floor that the error message tells the user to set is the one checked."""
+    run = [f"hydra.run.dir={tmp_path / 'run'}"]
+    with pytest.raises(ConfigError, match="MB free, less than the 1e\\+12 MB"):
+        check_cli_output_dir(["data=ring", "+min_free_mb=1e12", *run])
+    monkeypatch.setenv("GANLAB_MIN_FREE_MB", "1e12")
+    with pytest.raises(ConfigError, match="MB free"):
+        check_cli_output_dir(["data=ring", *run])
+    check_cli_output_dir(["data=ring", "+min_free_mb=1", *run])  # the override wins
+    check_cli_output_dir(["-m", "data=ring", "++min_free_mb=1,1e12",
+                          f"hydra.sweep.dir={tmp_path / 'sweep'}"])  # the lowest of a sweep
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_unwritable_pseudo_file_system_is_not_reported_as_full():
+    """/proc passes permission checks for root and shows 0 MB free: try, don't infer."""
+    for create in (False, True):
+        with pytest.raises(ConfigError) as err:
+            check_output_dir("/proc/ganlab-run", create=create)
+        assert "output directory /proc/ganlab-run is not writable" in str(err.value)
+        assert "MB free" not in str(err.value)
+    with pytest.raises(ConfigError, match="/proc/ganlab-run is not writable"):
+        check_cli_output_dir(["data=ring", "hydra.run.dir=/proc/ganlab-run"])
+
+
+def test_slurm_launcher_off_a_cluster_fails_in_one_line(tmp_path, monkeypatch):
+    """submitit raised 'Could not detect "srun"' with a traceback after Hydra started."""
+    sweep = ["-m", "data=ring", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no srun here
+    for launcher in ("hydra/launcher=slurm", "hydra/launcher=submitit_slurm"):
+        with pytest.raises(ConfigError) as err:
+            check_cli([*sweep, launcher])
+        message = str(err.value)
+        assert one_line(message) and message.startswith(launcher) and "'srun'" in message
+    check_cli_launcher(["data=ring", "hydra/launcher=slurm"])  # no -m: no launcher runs
+    check_cli_launcher([*sweep, "hydra/launcher=joblib"])  # local launchers need no srun
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    check_cli_launcher([*sweep, "hydra/launcher=slurm"])  # on a login node: fine
+    monkeypatch.setitem(LAUNCHERS, "joblib", ("hydra_plugins.no_such_launcher", None))
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[launchers\]'"):
+        check_cli_launcher([*sweep, "hydra/launcher=joblib"])
+
+
 def test_cli_checks_the_run_dir_before_hydra_creates_it(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
@@ -483,3 +616,46 @@ def test_cli_checks_the_run_dir_before_hydra_creates_it(tmp_path):
     message = proc.stderr.strip()  # the script's own one line, no Hydra traceback
     assert one_line(message), message
     assert message.startswith(f"error: output directory {blocker / 'run'} is not writable")
+
+
+# ----------------------------------------------------------------- Parzen sigma at the edge
+
+def parzen_result(sigma: float, sigmas) -> ParzenResult:
+    return ParzenResult(test_ll=0.0, test_se=0.0, sigma=float(sigma),
+                        valid_curve=[(float(s), 0.0) for s in sigmas])
+
+
+def test_sigma_at_the_edge_of_its_grid_is_flagged_with_a_wider_grid():
+    from ganlab.evaluation.protocol import sigma_at_edge, sigma_edge_warning
+
+    grid = np.logspace(-1, 0, 10)  # the paper's
+    assert [sigma_at_edge(parzen_result(s, grid)) for s in (grid[-1], grid[0], grid[4])] == \
+        [1, -1, 0]
+    assert sigma_at_edge(parzen_result(0.5, [0.5])) == 0  # one sigma: no inside to miss
+    assert sigma_edge_warning(parzen_result(grid[4], grid)) is None
+    for sigma, key, edge in ((grid[-1], "sigma_end", 10.0), (grid[0], "sigma_start", 0.01)):
+        message = sigma_edge_warning(parzen_result(sigma, grid), prefix="callbacks.parzen.")
+        assert one_line(message) and "is the " in message and "underestimated" in message
+        suggested = dict(re.findall(r"callbacks\.parzen\.(sigma_\w+)=(\S+)", message))
+        start = float(suggested.get("sigma_start", -1))
+        end = float(suggested.get("sigma_end", 0))
+        wider = np.logspace(start, end, int(suggested["sigma_num"]))
+        assert key in suggested and np.isclose(wider, edge).any()  # a decade further out
+        assert all(np.isclose(wider, s).any() for s in grid)  # every sigma tried stays
+
+
+def test_parzen_callback_logs_and_warns_when_sigma_is_at_the_edge(tmp_path, caplog):
+    """The ring toy after one epoch: samples still far from the data, the curve still
+    rising at sigma = 1 (all four runs of the issue's ring sweep chose 1.0)."""
+    parzen = {"_target_": "ganlab.callbacks.ParzenEvaluation", "every_n_epochs": 1,
+              "n_samples": 300, "n_valid": 100}
+    metrics = train(toy_cfg(tmp_path / "run", "trainer.max_epochs=1",
+                            extra_callbacks={"parzen": parzen}))
+    assert metrics["parzen/sigma"] == pytest.approx(1.0)
+    assert metrics["parzen/sigma_at_edge"] == 1.0
+    assert "Parzen sigma = 1 is the largest of the 10 sigmas tried" in caplog.text
+    assert "callbacks.parzen.sigma_end=1 callbacks.parzen.sigma_num=19" in caplog.text
+    wide = {**parzen, "sigma_end": 2.0, "sigma_num": 28}
+    metrics = train(toy_cfg(tmp_path / "wide", "trainer.max_epochs=1",
+                            extra_callbacks={"parzen": wide}))
+    assert metrics["parzen/sigma_at_edge"] == 0.0 and metrics["parzen/sigma"] > 1.0

@@ -8,7 +8,10 @@ position in the epoch's data order. The runs train the ring toy in-process (seco
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -25,8 +28,9 @@ from ganlab.train import TrainingInterrupted, train
 # 300 examples, k=2 minibatches of 20 per step: 8 steps an epoch (the last one of 20 rows)
 STEPS_PER_EPOCH = 8
 EPOCHS = 3
+K = 2
 RUN = [
-    "data=ring", "data.n_train=300", "data.batch_size=20", "k=2",
+    "data=ring", "data.n_train=300", "data.batch_size=20", f"k={K}",
     "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
     "arch.discriminator.input_dropout=0.1", "arch.discriminator.hidden_dropout=0.3",
     "optim.momentum=0.5", "schedule.lr_decay=1.01", "schedule.min_lr=0.05",
@@ -50,7 +54,35 @@ class StopAt(pl.Callback):
             raise KeyboardInterrupt
 
 
-def cfg_for(run_dir: Path, *overrides: str, stop_at: int | None = None) -> DictConfig:
+class SignalMidStep(pl.Callback):
+    """Send ``how`` (SIGINT = Ctrl-C, or SIGTERM) ``times`` times to this process right after
+    the first discriminator update of training step ``batch``: D has moved, G has not.
+
+    The signal is delivered at once (Python runs handlers at the next bytecode), so without
+    a deferring handler Ctrl-C raises ``KeyboardInterrupt`` inside ``training_step``.
+    """
+
+    def __init__(self, batch: int, how: str, times: int = 1) -> None:
+        self.at = (batch - 1) * K + 1  # D updates before the signal, counted from the start
+        self.signum = signal.SIGINT if how == "sigint" else signal.SIGTERM
+        self.times, self.d_updates, self.hook = times, 0, None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        _, opt_d = trainer.optimizers  # configure_optimizers returns (G, D)
+        self.hook = opt_d.register_step_post_hook(self.after_d_update)
+
+    def after_d_update(self, optimizer, args, kwargs) -> None:
+        self.d_updates += 1
+        if self.d_updates == self.at:
+            if self.signum == signal.SIGTERM:  # Lightning's handler, or pytest would die
+                assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+
+def cfg_for(
+    run_dir: Path, *overrides: str, stop_at: int | None = None, signal_at: dict | None = None
+) -> DictConfig:
     cfg = compose([*RUN, f"paths.output_dir={run_dir}", *overrides])
     with open_dict(cfg):
         for name in list(cfg.callbacks):
@@ -58,6 +90,8 @@ def cfg_for(run_dir: Path, *overrides: str, stop_at: int | None = None) -> DictC
                 del cfg.callbacks[name]
         if stop_at is not None:
             cfg.callbacks["stop"] = {"_target_": f"{__name__}.StopAt", "batch": stop_at}
+        if signal_at is not None:
+            cfg.callbacks["signal"] = {"_target_": f"{__name__}.SignalMidStep", **signal_at}
     return cfg
 
 
@@ -104,6 +138,38 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(
     # one G update per batch in epochs 1 and 2 went into the average, none twice or lost
     assert int(reference["state_dict"]["generator_avg.n_averaged"]) == 2 * STEPS_PER_EPOCH
     assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == EPOCHS
+
+
+@pytest.mark.parametrize("how", ["sigint", "sigterm"])
+def test_signal_between_d_and_g_updates_takes_effect_after_the_step(tmp_path, reference, how):
+    """Ctrl-C (SIGINT) and SIGTERM in the middle of a step, after D's update and before G's,
+    stop the run at the end of that step: the saved state is a whole number of steps, and
+    the resumed run ends bit-identical to the run never stopped."""
+    before = signal.getsignal(signal.SIGINT)
+    run_dir = tmp_path / "run"
+    reason = "Ctrl-C" if how == "sigint" else "SIGTERM"
+    with pytest.raises(TrainingInterrupted, match=rf"\({reason}\) at global step 33 "):
+        train(cfg_for(run_dir, signal_at={"batch": 11, "how": how}))
+    assert signal.getsignal(signal.SIGINT) is before  # the run's handler is gone again
+    saved = load_checkpoint(run_dir / "checkpoints" / "interrupted.ckpt")
+    assert saved["global_step"] == (K + 1) * 11  # step 11 completed: 2 D and 1 G update each
+    train(cfg_for(run_dir, "ckpt_path=last"))
+    assert_same_training_state(final_state(run_dir), reference)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_second_ctrl_c_stops_at_once_and_saves_no_half_step(tmp_path, reference):
+    """Pressed twice, Ctrl-C stops inside the step; that half-done state is not written, the
+    message points at the last whole-step checkpoint, and resuming from it is exact."""
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    with pytest.raises(TrainingInterrupted) as err:
+        train(cfg_for(run_dir, signal_at={"batch": 11, "how": "sigint", "times": 2}))
+    assert str(err.value).endswith(f"resume with ckpt_path={last}"), str(err.value)
+    assert not (run_dir / "checkpoints" / "interrupted.ckpt").exists()
+    assert load_checkpoint(last)["global_step"] == (K + 1) * STEPS_PER_EPOCH  # epoch 0's end
+    train(cfg_for(run_dir, "ckpt_path=last"))
+    assert_same_training_state(final_state(run_dir), reference)
 
 
 def test_resume_without_the_saved_streams_diverges(tmp_path, reference):
@@ -175,3 +241,65 @@ def test_ddp_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
     assert len(ckpt["ganlab"]["rng"]) == 2
     train(cfg_for(run_dir, *ddp, f"ckpt_path={saved}"))
     assert_same_training_state(final_state(run_dir), final_state(ref_dir))
+
+
+def csv_rows(run_dir: Path) -> dict[int, dict[str, str]]:
+    """``metrics.csv``'s training rows by step; no step may appear twice."""
+    (version,) = (run_dir / "csv").iterdir()  # one version: a resume continues it
+    assert version.name == "version_0"
+    with open(version / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("train/loss_d")]
+    steps = [int(row["step"]) for row in rows]
+    assert len(steps) == len(set(steps)), steps
+    return {int(row["step"]): row for row in rows}
+
+
+@pytest.mark.parametrize("resume_from", ["interrupted", "last"])
+def test_resumed_run_continues_its_csv_metrics(tmp_path, resume_from):
+    """One metrics.csv per run folder: a resume continues version_0 (Lightning started a
+    version_1), and rows of steps trained again after resuming from an older checkpoint are
+    replaced, not repeated. The logged values equal an uninterrupted run's (exact resume)."""
+    train(cfg_for(tmp_path / "reference", "logger=csv"))
+    want = csv_rows(tmp_path / "reference")
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(cfg_for(run_dir, "logger=csv", stop_at=11))
+    ckpt = run_dir / "checkpoints" / f"{resume_from}.ckpt"
+    train(cfg_for(run_dir, "logger=csv", f"ckpt_path={ckpt}"))
+    got = csv_rows(run_dir)
+    # resumed after the stopped step, its row is missing (the stop comes before Lightning
+    # logs it); every other row is there once, with the uninterrupted run's values
+    missing = {11 - 1} if resume_from == "interrupted" else set()
+    assert set(want) - set(got) == missing and set(got) <= set(want)
+    for step, row in got.items():
+        assert row["train/loss_d"] == want[step]["train/loss_d"], step
+
+
+def test_resume_in_the_same_folder_keeps_the_first_record(tmp_path):
+    """Hydra rewrote .hydra/overrides.yaml with the resume's command line (ckpt_path=last),
+    so report.py grouped the job by it. ``scripts/train.py`` now keeps the first record."""
+    import yaml
+
+    from conftest import run_train
+    from ganlab.report import load_job
+    from ganlab.run_folder import keep_first_hydra_record
+
+    run_dir = tmp_path / "run"
+    quick = ["debug=tiny", "data=ring", "data.n_train=200", "logger=csv",
+             "trainer.log_every_n_steps=1",
+             *(f"~callbacks.{name}" for name in ("samples", "parzen", "figures")),
+             f"hydra.run.dir={run_dir}"]
+    first = [*quick, "trainer.max_epochs=1"]
+    assert keep_first_hydra_record(first) == first  # a new folder: nothing to keep
+    for args in (first, [*quick, "trainer.max_epochs=2", "ckpt_path=last"]):
+        proc = run_train(args, run_dir)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    record = run_dir / ".hydra"
+    task = [a for a in first if not a.startswith("hydra.")]  # what Hydra records
+    assert yaml.safe_load((record / "overrides.yaml").read_text()) == task
+    resumed = yaml.safe_load((record / "run-2" / "overrides.yaml").read_text())
+    assert "ckpt_path=last" in resumed
+    assert "ckpt_path" not in load_job(run_dir).overrides
+    assert keep_first_hydra_record(first)[-1] == "hydra.output_subdir=.hydra/run-3"
+    assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == 2
+    csv_rows(run_dir)  # one metrics file, continued

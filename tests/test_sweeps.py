@@ -165,3 +165,25 @@ def test_report_helpers():
     assert report.format_mean_se(2057.0, 26.0) == "2057 ± 26"
     assert report.format_mean_se(-3.81934, 0.00384) == "-3.8193 ± 0.0038"
     assert report.format_mean_se(float("nan"), float("nan")) == "—"
+
+
+def test_report_warns_when_parzen_sigma_is_at_the_edge_of_its_grid(tmp_path, capsys):
+    """All four runs of a ring sweep chose sigma = 1.0, the grid's maximum, unflagged."""
+    root = tmp_path / "multirun"
+    grid = {"callbacks": {"parzen": {"sigma_start": -1.0, "sigma_end": 0.0, "sigma_num": 10}}}
+    for num, (sigma, flag) in enumerate([(1.0, None), (1.0, 1.0), (10 ** -0.5, None),
+                                         (0.1, None), (10 ** -0.5, 0.0)]):
+        metrics = {"parzen/test_ll": -1.0 - num, "parzen/sigma": sigma}
+        if flag is not None:  # runs since the callback logs it
+            metrics["parzen/sigma_at_edge"] = flag
+        fake_job(root, num, [f"seed={num}"], metrics)
+        if flag is None:  # older runs: the grid comes from the job's config
+            (root / str(num) / ".hydra" / "config.yaml").write_text(yaml.safe_dump(grid))
+    assert report.main([str(root)]) == 0
+    out = capsys.readouterr().out
+    (note,) = [line for line in out.splitlines() if line.startswith("Warning:")]
+    assert "in 3 of 5 runs the Parzen sigma is at an edge of its grid" in note
+    assert "`0` (sigma 1), `1` (sigma 1), `3` (sigma 0.1)" in note
+    assert "callbacks.parzen.sigma_start" in note
+    assert report.main([str(root), "--metric", "parzen/avg_test_ll"]) == 0  # no such values
+    assert "Warning:" not in capsys.readouterr().out

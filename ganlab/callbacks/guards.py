@@ -4,14 +4,18 @@ A GAN that blows up keeps "training" on NaNs for as long as it is let: every epo
 replace ``last.ckpt`` with a useless model. :class:`DivergenceGuard` checks losses and weights
 for NaN/Inf and stops the run with a :class:`DivergenceError` that says what broke, when, and
 which checkpoint is still good. :class:`InterruptCheckpoint` saves a run stopped by Ctrl-C,
-SIGTERM or a crash, like Lightning's ``OnExceptionCheckpoint`` minus its surprises.
+SIGTERM or a crash, like Lightning's ``OnExceptionCheckpoint`` minus its surprises, and only
+between whole training steps, so that resuming is exact.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
@@ -183,16 +187,37 @@ class DivergenceGuard(pl.Callback):
         self.last_good_step = trainer.global_step
 
 
+def mid_step(trainer: pl.Trainer) -> bool:
+    """Whether training stopped inside a training step (a batch fetched, not all processed).
+
+    Such a state is not a whole number of steps: with ``k`` discriminator updates and one
+    generator update per step, some may have been made and others not, and the data loader
+    has moved past the batch. Resuming from it would skip the rest of the step.
+    """
+    progress = trainer.fit_loop.epoch_loop.batch_progress.total
+    return progress.ready > progress.processed
+
+
 class InterruptCheckpoint(pl.Callback):
     """On Ctrl-C, SIGTERM or a crash during training, save ``<dirpath>/<filename>.ckpt``
     to resume from (``ckpt_path=<that file>``); removed again when a run ends normally.
 
-    This is Lightning's ``OnExceptionCheckpoint`` (2.6) with three differences. It saves
+    Ctrl-C takes effect between training steps only, as Lightning does for SIGTERM: while
+    training runs, SIGINT sets a flag that :meth:`on_train_batch_end` honours, so the saved
+    state is a whole number of steps and resuming from it is exact (a ``KeyboardInterrupt``
+    inside ``training_step`` would leave D updated and G not). A second Ctrl-C stops at
+    once. Under DDP, all ranks agree on the step to stop after (one all-reduce every
+    ``trainer.log_every_n_steps`` steps on an accelerator, every step on CPU). The previous
+    SIGINT handler is back when training ends.
+
+    Otherwise it is Lightning's ``OnExceptionCheckpoint`` (2.6), with two differences. It saves
     nothing when saving would mislead: after a :class:`DivergenceError` or with NaN/Inf weights
-    (resuming would go on diverging), and before the first training step (an error in setup:
-    nothing to keep). And it is not an ``OnExceptionCheckpoint``: the mere presence of one
-    makes ``Trainer.fit(ckpt_path=None)`` mean ``ckpt_path="last"``, i.e. silently resume from
-    any checkpoint already in the folder (and warn twice when there is none), whereas ganlab
+    (resuming would go on diverging), in the middle of a training step (a crash, or the second
+    Ctrl-C: resuming would not be exact; the last whole-step checkpoint stays the one to
+    resume from), and before the first training step (an error in setup: nothing to keep).
+    And it is not an ``OnExceptionCheckpoint``: the mere presence of one makes
+    ``Trainer.fit(ckpt_path=None)`` mean ``ckpt_path="last"``, i.e. silently resume from any
+    checkpoint already in the folder (and warn twice when there is none), whereas ganlab
     resumes only when ``ckpt_path`` says so.
     """
 
@@ -204,15 +229,91 @@ class InterruptCheckpoint(pl.Callback):
         self.dirpath = str(dirpath)
         self.filename = filename
         self.saved = False  # by this run (a file from an earlier run may lie there)
+        self.ctrl_c = False  # Ctrl-C seen, not yet acted on
+        self._previous_handler: Any = None
+        self._installed = False
+        self._every = 1
+        self._steps = 0
+        self._rank_zero = True
 
     @property
     def ckpt_path(self) -> str:
         return str(Path(self.dirpath) / (self.filename + self.FILE_EXTENSION))
 
+    # ------------------------------------------------------------ deferred Ctrl-C
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if self.ctrl_c:  # pressed again: the user wants out now
+            self._restore_handler()
+            raise KeyboardInterrupt
+        self.ctrl_c = True
+        if self._rank_zero:  # every DDP rank gets the signal; one line says what happens
+            log.warning(
+                "Ctrl-C: stopping after the current training step and saving %s "
+                "(press Ctrl-C again to stop at once, without a checkpoint of this step)",
+                self.ckpt_path,
+            )
+
+    def _install_handler(self) -> None:
+        """Replace Python's default SIGINT handler (which raises ``KeyboardInterrupt`` wherever
+        the program is); an ignored SIGINT or someone else's handler is left alone."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        current = signal.getsignal(signal.SIGINT)
+        if current is not signal.default_int_handler:
+            return
+        self._previous_handler = current
+        signal.signal(signal.SIGINT, self._on_sigint)
+        self._installed = True
+
+    def _restore_handler(self) -> None:
+        if not self._installed:
+            return
+        self._installed = False
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) == self._on_sigint:
+                signal.signal(signal.SIGINT, self._previous_handler)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.ctrl_c = False
+        self._steps = 0
+        self._rank_zero = trainer.is_global_zero
+        on_cpu = trainer.strategy.root_device.type == "cpu"
+        self._every = 1 if on_cpu else max(int(trainer.log_every_n_steps or 1), 1)
+        self._install_handler()
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """The step is whole here: act on a Ctrl-C received during it."""
+        stop = self.ctrl_c
+        if trainer.world_size > 1:  # every rank must stop after the same step, or some hang
+            self._steps += 1
+            if self._steps % self._every:
+                return
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
+            self._restore_handler()
+            raise KeyboardInterrupt
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_handler()
+        if self.ctrl_c:
+            log.warning("Ctrl-C came after the last training step: the run has finished")
+
+    # ------------------------------------------------------------------- saving
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
+        self._restore_handler()
         if isinstance(exception, DivergenceError) or trainer.global_step == 0:
+            return
+        if mid_step(trainer):
+            log.warning(
+                "not saving %s: %s stopped the run inside a training step, and resuming from "
+                "a half-done step would not be exact; resume from the last checkpoint instead",
+                self.ckpt_path, type(exception).__name__,
+            )
             return
         found = find_nonfinite(pl_module)
         if found:
@@ -226,6 +327,8 @@ class InterruptCheckpoint(pl.Callback):
             log.warning("could not save %s: %s", self.ckpt_path, err)
             return
         self.saved = True
+        if not trainer.is_global_zero:  # rank 0 wrote the file and says so
+            return
         log.warning(
             "%s at global step %d: saved %s; resume with ckpt_path=%s",
             type(exception).__name__, trainer.global_step, self.ckpt_path, self.ckpt_path,
@@ -233,5 +336,6 @@ class InterruptCheckpoint(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Runs only when fitting ended normally: the interruption it recorded is over."""
+        self._restore_handler()
         if stage == "fit":
             trainer.strategy.remove_checkpoint(self.ckpt_path)

@@ -9,7 +9,12 @@ import pytorch_lightning as pl
 import torch
 
 from ganlab.callbacks._output import log_png, run_dir
-from ganlab.evaluation.protocol import parzen_score, sigma_grid
+from ganlab.evaluation.protocol import (
+    parzen_score,
+    sigma_at_edge,
+    sigma_edge_warning,
+    sigma_grid,
+)
 from ganlab.plots.figure import save_figure
 from ganlab.plots.parzen import plot_valid_curve
 
@@ -25,6 +30,11 @@ class ParzenEvaluation(pl.Callback):
     of the validation curve over sigma (``<run dir>/parzen/epochNNNN.png``). These always score
     the raw generator, as the paper did; when the run keeps an average of G's weights
     (``average=...``), the average is scored too, as ``parzen/avg_test_ll`` etc.
+
+    A sigma at the edge of the grid (the best one probably lies outside it) is logged as
+    ``parzen/sigma_at_edge`` (+1 the largest, -1 the smallest, 0 inside) and warned about with
+    the ``callbacks.parzen.*`` settings of a wider grid. The grid itself is never changed
+    behind the user's back: numbers from one protocol stay comparable.
     """
 
     def __init__(
@@ -57,8 +67,12 @@ class ParzenEvaluation(pl.Callback):
                               averaged=averaged)
         if world == 1:
             return local
-        gathered = module.all_gather(local)  # (world, per_rank, ...)
-        return gathered.flatten(0, 1)[: self.n_samples]
+        # torch.distributed's own all_gather: Lightning's module.all_gather goes through the
+        # autograd-aware torch.distributed.nn.functional.all_gather, deprecated in torch 2.14
+        # (and samples need no gradient); every rank draws the same number of rows
+        parts = [torch.empty_like(local) for _ in range(world)]
+        torch.distributed.all_gather(parts, local.contiguous())
+        return torch.cat(parts)[: self.n_samples]
 
     def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
         """Score the current generator (and its average); returns the ``parzen/*`` values."""
@@ -83,9 +97,13 @@ class ParzenEvaluation(pl.Callback):
             f"parzen/{tag}test_ll": result.test_ll,
             f"parzen/{tag}test_se": result.test_se,
             f"parzen/{tag}sigma": result.sigma,
+            f"parzen/{tag}sigma_at_edge": float(sigma_at_edge(result)),
         }
         if trainer.is_global_zero:
             which = "averaged G" if averaged else "G"
+            warning = sigma_edge_warning(result, prefix="callbacks.parzen.")
+            if warning:
+                log.warning("epoch %d (%s): %s", epoch, which, warning)
             path = run_dir(trainer) / "parzen" / f"{tag}epoch{epoch:04d}.png"
             save_figure(plot_valid_curve(result, title=f"epoch {epoch}, {which}: test "
                             f"{result.test_ll:.1f} ± {result.test_se:.1f}"), path)
@@ -105,7 +123,11 @@ class ParzenEvaluation(pl.Callback):
         due = bool(n) and (trainer.current_epoch + 1) % n == 0
         if due or (self.at_end and self._is_last_epoch(trainer)):
             for key, value in self.run(trainer, module).items():
-                module.log(key, value, on_step=False, on_epoch=True, prog_bar=key.endswith("_ll"))
+                # every rank holds rank 0's broadcast values: the max across ranks is that
+                # value exactly (a mean of three equal floats need not be), and saying
+                # sync_dist=True spares Lightning's warning about unsynced epoch values
+                module.log(key, value, on_step=False, on_epoch=True, sync_dist=True,
+                           reduce_fx="max", prog_bar=key.endswith("_ll"))
 
     def on_train_end(self, trainer: pl.Trainer, module) -> None:
         """Training stopped early (e.g. by another callback): score the final generator.

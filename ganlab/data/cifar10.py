@@ -18,8 +18,10 @@ from torch import Tensor
 from torchvision import datasets
 from torchvision.datasets.utils import download_and_extract_archive
 
+from ganlab import safe_pickle
 from ganlab.data.base import GANDataModule
 from ganlab.data.mnist import MissingDataError
+from ganlab.text import error_reason, with_article
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
@@ -29,7 +31,10 @@ PIXELS = 3 * 32 * 32
 def read_batch(path: Path) -> np.ndarray:
     """One CIFAR-10 batch file as a (n, 3072) uint8 array (R, G, B planes, row-major).
 
-    Raises ValueError naming the file and the expected format when it does not match.
+    The pickle is read by :func:`ganlab.safe_pickle.load`, which builds dicts, lists, bytes,
+    numbers and NumPy arrays only: a batch file that asks for anything else (``os.system``)
+    is refused before any of it runs. Raises ValueError naming the file and the expected
+    format (or the refused global) when it does not match.
     """
     expected = (
         "a pickled dict with keys b'data' ((n, 3072) uint8, R, G, B planes) and b'labels' "
@@ -37,13 +42,21 @@ def read_batch(path: Path) -> np.ndarray:
     )
     try:
         with open(path, "rb") as f:
-            batch: Any = pickle.load(f, encoding="bytes")
+            batch: Any = safe_pickle.load(f, encoding="bytes")
+    except safe_pickle.RefusedGlobal as err:
+        raise ValueError(
+            f"{path} contains code that ganlab refuses to run: its pickle calls {err.name}, "
+            "while a CIFAR-10 batch holds only dicts, lists, bytes, ints and numpy arrays; "
+            f"nothing of it was run. Replace it with the batch from {datasets.CIFAR10.filename}"
+        ) from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as err:
         raise ValueError(
             f"{path} is not a readable CIFAR-10 batch ({err}); expected {expected}"
         ) from None
     if not isinstance(batch, dict):
-        raise ValueError(f"{path} holds a {type(batch).__name__}; expected {expected}")
+        raise ValueError(
+            f"{path} holds {with_article(type(batch).__name__)}; expected {expected}"
+        )
     missing = [k for k in (b"data", b"labels") if k not in batch]
     if missing:
         raise ValueError(f"{path} lacks key(s) {missing}; expected {expected}")
@@ -59,7 +72,7 @@ def read_batch(path: Path) -> np.ndarray:
             if isinstance(data, np.ndarray)
             else (type(data).__name__)
         )
-        raise ValueError(f"{path}: b'data' is a {got}; expected {expected}")
+        raise ValueError(f"{path}: b'data' is {with_article(got)}; expected {expected}")
     n_labels = len(labels) if hasattr(labels, "__len__") else None
     if n_labels != len(data):
         raise ValueError(f"{path}: {n_labels} labels for {len(data)} images; expected {expected}")
@@ -145,7 +158,7 @@ class CIFAR10(GANDataModule):
                     cls.url, download_root=self.root, filename=cls.filename, md5=cls.tgz_md5
                 )
             except (OSError, RuntimeError, ValueError, tarfile.TarError) as err:
-                reason = f"the download from {cls.url} failed: {err}"
+                reason = f"the download from {cls.url} failed: {error_reason(err)}"
             else:
                 missing = self._missing_files()
                 if not missing:

@@ -1,16 +1,27 @@
-"""MNIST and Fashion-MNIST through torchvision, split as the paper did (50k/10k/10k)."""
+"""MNIST and Fashion-MNIST read from their distributed files, split as the paper did (50k/10k/10k).
+
+The image files are read as they ship (``*-images-idx3-ubyte.gz``) or uncompressed, without
+unpacking anything (:mod:`ganlab.data.idx`): a read-only data folder works, and no network
+is needed when the files are there. Only missing (or, with ``data.download=true``, damaged)
+files are downloaded, from torchvision's mirrors and MD5-checked. The labels are not read:
+an unconditional GAN does not use them.
+"""
 
 from __future__ import annotations
 
-import math
+import os
+import urllib.error
 from pathlib import Path
 
 import torch
 from torch import Tensor
 from torchvision import datasets
+from torchvision.datasets.utils import download_url
 
 from ganlab.data.base import GANDataModule
+from ganlab.data.idx import IdxFileError, read_idx
 from ganlab.errors import MissingDataError
+from ganlab.text import error_reason
 
 
 class MNIST(GANDataModule):
@@ -23,69 +34,97 @@ class MNIST(GANDataModule):
     shape = (1, 28, 28)
     dataset_class = datasets.MNIST
     n_train = 50_000
+    #: the image file of each official split, as named without ``.gz``
+    files = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+
+    @property
+    def name(self) -> str:
+        return self.dataset_class.__name__
 
     @property
     def raw_folder(self) -> Path:
-        return Path(self.root) / self.dataset_class.__name__ / "raw"
+        return Path(self.root) / self.name / "raw"
 
-    def _check_idx_sizes(self) -> None:
-        """Name an uncompressed idx file whose size disagrees with its own header.
+    def _where(self) -> str:
+        return (
+            f"Copy it there, or point data.root at a folder that holds {self.name}/raw/ "
+            f"with {' and '.join(f + '.gz' for f in self.files.values())} (or the same files "
+            "uncompressed)"
+        )
 
-        torchvision reads such a file into a reshape error that names no file.
-        """
-        for url, _ in self.dataset_class.resources:
-            path = self.raw_folder / Path(url).name.removesuffix(".gz")
-            if not path.is_file():
+    def _download(self, filename: str) -> str | None:
+        """Fetch ``filename`` from torchvision's mirrors (MD5-checked); the reasons it failed,
+        or None. Written beside the target first, so a failure leaves the old file as it was."""
+        md5 = dict(self.dataset_class.resources)[filename]
+        part = self.raw_folder / (filename + ".part")
+        reasons = []
+        for mirror in self.dataset_class.mirrors:
+            try:
+                download_url(mirror + filename, str(self.raw_folder), part.name, md5)
+            except (urllib.error.URLError, OSError, RuntimeError, ValueError) as err:
+                reasons.append(f"{mirror}{filename}: {error_reason(err)}")
                 continue
-            with path.open("rb") as f:
-                header = f.read(4)
-                ndim = header[3] if len(header) == 4 else 0
-                dims = f.read(4 * ndim)
-            expected = 4 + 4 * ndim
-            if ndim and len(dims) == 4 * ndim:
-                expected += math.prod(
-                    int.from_bytes(dims[i : i + 4], "big") for i in range(0, 4 * ndim, 4)
-                )
-            size = path.stat().st_size
-            if size != expected or not ndim:
-                raise MissingDataError(
-                    f"{path} is truncated or damaged ({size} bytes, its header says "
-                    f"{expected}): copy it again, or delete it so that the .gz is used"
-                )
+            os.replace(part, self.raw_folder / filename)
+            return None
+        part.unlink(missing_ok=True)
+        return "; ".join(reasons)
 
-    def _open(self, train: bool):
-        cls = self.dataset_class
-        needed = ", ".join(Path(url).name for url, _ in cls.resources)
-        self._check_idx_sizes()
-        try:
-            return cls(self.root, train=train, download=self.download)
-        except (RuntimeError, OSError, EOFError, ValueError) as err:
-            hint = (
-                "the download failed" if self.download else "data.download=false was given"
-            )
+    def _images(self, split: str) -> Tensor:
+        """The uint8 images of one official split, shape (n, 28, 28)."""
+        plain = self.raw_folder / self.files[split]
+        gz = plain.with_name(plain.name + ".gz")
+        if plain.is_file():  # an unpacked copy is preferred, as torchvision does
+            try:
+                return read_idx(plain)
+            except IdxFileError as err:
+                raise MissingDataError(
+                    f"{err}: copy it again, or delete it so that {gz.name} is used"
+                ) from None
+        damage = None
+        if gz.is_file():
+            try:
+                return read_idx(gz)
+            except IdxFileError as err:
+                damage = str(err)
+            if not self.download:
+                raise MissingDataError(
+                    f"{damage}. Copy an intact {gz.name} there (or set data.download=true to "
+                    "fetch a fresh copy)"
+                )
+        elif not self.download:
             raise MissingDataError(
-                f"{cls.__name__} not found under {self.raw_folder} ({hint}: "
-                f"{str(err).splitlines()[0] if str(err) else type(err).__name__}). It needs "
-                f"{needed} (or the same files uncompressed). Copy them there, or point "
-                f"data.root at a folder that holds {cls.__name__}/raw/."
-            ) from None
+                f"{self.name} not found under {self.raw_folder} (data.download=false was given): "
+                f"{gz.name} is missing. {self._where()}."
+            )
+        failed = self._download(gz.name)
+        if failed is not None:
+            what = f"{damage}, and downloading a fresh copy failed" if damage else (
+                f"{self.name} not found under {self.raw_folder}: {gz.name} is missing, and "
+                "the download failed"
+            )
+            raise MissingDataError(f"{what} ({failed}). {self._where()}.")
+        try:
+            return read_idx(gz)
+        except IdxFileError as err:  # passed its MD5: the mirror's file itself is not MNIST
+            raise MissingDataError(f"the downloaded {err}. {self._where()}.") from None
 
     def prepare_data(self) -> None:
-        self._open(train=True)
-        self._open(train=False)
+        """Check (and fetch, if allowed) both files now; what was read is kept for :meth:`load`."""
+        self._read = {split: self._images(split) for split in self.files}
 
     def load(self) -> dict[str, Tensor]:
-        train = self._open(train=True).data
-        test = self._open(train=False).data
+        read = getattr(self, "_read", None) or {}
+        self._read = {}
 
-        def to_float(x: Tensor) -> Tensor:
+        def to_float(split: str) -> Tensor:
+            x = read[split] if split in read else self._images(split)
             return x.to(torch.float32).div_(255.0).unsqueeze(1)
 
-        train = to_float(train)
+        train = to_float("train")
         return {
             "train": train[: self.n_train],
             "val": train[self.n_train :],
-            "test": to_float(test),
+            "test": to_float("test"),
         }
 
 

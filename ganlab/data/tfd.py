@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ganlab.data.base import GANDataModule
 from ganlab.data.mnist import MissingDataError
+from ganlab.text import with_article
 
 FILENAME = "TFD_48x48.mat"
 N_FOLDS = 5
@@ -130,7 +131,8 @@ def read_mat(file: Path) -> tuple[np.ndarray, np.ndarray]:
     images, folds = np.asarray(mat["images"]), np.asarray(mat["folds"])
     if images.ndim != 3 or images.shape[1:] != (48, 48) or images.dtype.kind not in "uif":
         raise ValueError(
-            f"{file}: 'images' is a {images.dtype} array of shape {images.shape}; "
+            f"{file}: 'images' is {with_article(str(images.dtype))} array of shape "
+            f"{images.shape}; "
             f"expected {expected}"
         )
     if images.dtype != np.uint8 and (images.min() < 0 or images.max() > 255):
@@ -139,7 +141,7 @@ def read_mat(file: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     if folds.shape != (len(images), N_FOLDS) or folds.dtype.kind not in "uif":
         raise ValueError(
-            f"{file}: 'folds' is a {folds.dtype} array of shape {folds.shape} for "
+            f"{file}: 'folds' is {with_article(str(folds.dtype))} array of shape {folds.shape} for "
             f"{len(images)} images; expected {expected}"
         )
     return images, folds

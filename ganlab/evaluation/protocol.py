@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,4 +50,46 @@ def parzen_score(
     device = samples.device
     return evaluate(samples.flatten(1), valid.to(device).flatten(1), test.to(device).flatten(1),
                     sigmas=sigmas)
+
+
+def sigma_at_edge(result: ParzenResult) -> int:
+    """+1 when the chosen sigma is the largest of the grid, -1 the smallest, else 0.
+
+    At an edge, the validation curve was still rising there: the best sigma lies outside the
+    grid, and the reported log-likelihood is lower than the protocol would give on a wider
+    grid. A grid of one sigma has no inside, and is never flagged.
+    """
+    sigmas = [s for s, _ in result.valid_curve]
+    if len(sigmas) < 2:
+        return 0
+    if math.isclose(result.sigma, max(sigmas), rel_tol=1e-9):
+        return 1
+    if math.isclose(result.sigma, min(sigmas), rel_tol=1e-9):
+        return -1
+    return 0
+
+
+def sigma_edge_warning(result: ParzenResult, prefix: str = "") -> str | None:
+    """A one-line warning when sigma sits at an edge of its grid, with the settings
+    (``<prefix>sigma_start|sigma_end|sigma_num``) of a grid one decade wider at that end and
+    with the same spacing (so it holds every sigma already tried); None otherwise."""
+    edge = sigma_at_edge(result)
+    if not edge:
+        return None
+    sigmas = sorted(s for s, _ in result.valid_curve)
+    start, end = math.log10(sigmas[0]), math.log10(sigmas[-1])
+    n = len(sigmas)
+    per_decade = (n - 1) / (end - start) if end > start else 1.0
+    num = n + round(per_decade)
+    if edge > 0:
+        which, wider = "largest", f"{prefix}sigma_end={round(end + 1, 6):g}"
+    else:
+        which, wider = "smallest", f"{prefix}sigma_start={round(start - 1, 6):g}"
+    return (
+        f"Parzen sigma = {result.sigma:.4g} is the {which} of the {n} sigmas tried "
+        f"({sigmas[0]:.4g} to {sigmas[-1]:.4g}): the best sigma probably lies outside the "
+        f"grid, so the log-likelihood is underestimated; widen the grid, e.g. {wider} "
+        f"{prefix}sigma_num={num} (a decade more, the same spacing)"
+    )
+
 
