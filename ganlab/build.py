@@ -81,6 +81,10 @@ def load_data(datamodule: GANDataModule) -> None:
 
 
 def build_callbacks(cfg: Config) -> list[pl.Callback]:
-    """Every callback configured under ``callbacks`` (a ``null`` entry switches one off)."""
-    return [instantiate(c) for c in (_as_config(cfg).get("callbacks") or {}).values()
-            if c is not None]
+    """Every callback configured under ``callbacks`` (a ``null`` entry switches one off).
+
+    An entry without ``_target_`` holds settings for a callback that is not there (e.g.
+    ``debug=smoke``'s Parzen settings with ``callbacks=none``) and builds nothing.
+    """
+    nodes = (_as_config(cfg).get("callbacks") or {}).values()
+    return [instantiate(c) for c in nodes if c is not None and "_target_" in c]

@@ -99,3 +99,12 @@ def test_unknown_option_lists_the_choices(override):
     expected = {"loss": LOSS, "data": DATA, "arch": ARCH}[group]
     for option in expected:
         assert option in message
+
+
+def test_debug_presets_compose_with_any_callbacks():
+    """debug=smoke sets Parzen values; with callbacks=none they must not become a callback."""
+    from ganlab.build import build_callbacks
+
+    assert build_callbacks(compose(["debug=smoke", "callbacks=none"])) == []
+    names = {type(c).__name__ for c in build_callbacks(compose(["debug=smoke"]))}
+    assert "ParzenEvaluation" in names and "MomentumRamp" not in names  # the module brings it

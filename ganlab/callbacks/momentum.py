@@ -28,8 +28,10 @@ class MomentumRamp(pl.Callback):
         for ramp in self.ramps:
             ramp.step(trainer.current_epoch + 1)  # Pylearn2 counts epochs from 1
         if self.ramps and trainer.loggers:
+            # the same on every rank: "max" across ranks is exact (and silences Lightning's
+            # advice to sync epoch-level values under DDP)
             pl_module.log("train/momentum", self.ramps[0].get_momentum(), on_step=False,
-                          on_epoch=True, batch_size=1)
+                          on_epoch=True, batch_size=1, sync_dist=True, reduce_fx="max")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # a run resumed mid-epoch (or on its last batch) skips on_train_epoch_start
