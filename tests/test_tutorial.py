@@ -178,7 +178,7 @@ def test_value_of_a_trained_pair_approaches_minus_log_4(tmp_path):
     """Paper Theorem 1 (Proposition 2's fixed point): as p_g -> p_data and D -> 1/2, the
     logged ``train/value`` = E log D(x) + E log(1 - D(G(z))) tends to -log 4.
 
-    Measured (seed 0, 1000 steps): -1.13 at the first log, within 0.04 of -log 4 over the
+    Measured (seed 0, 1000 steps): -1.13 at the first log, within 0.02 of -log 4 over the
     last 200 steps. About 12 s.
     """
     run_dir = tmp_path / "run"
