@@ -121,7 +121,9 @@ def read_image(path: Path, shape: Sequence[int]) -> np.ndarray:
                 image = ImageOps.fit(image, (width, height), method=Image.Resampling.BICUBIC)
             array = np.array(image, dtype=np.uint8)  # a writable copy, for torch
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
+        # Pillow's messages often repeat the path, which the message already starts with
+        message = str(err).replace(repr(str(path)), "").replace(str(path), "")
+        reason = " ".join(message.split()) or type(err).__name__
         raise MissingDataError(
             f"{path} is not a readable image ({reason}): replace or delete it, or move it out "
             "of data.root"
