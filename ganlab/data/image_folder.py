@@ -87,7 +87,7 @@ def scan_folder(folder: Path) -> FolderScan:
     if not subdirs:
         scan.paths = sorted(loose_images, key=_natural_key)
         scan.classes = [UNLABELLED] * len(scan.paths)
-        scan.skipped = [p for p in loose if p not in set(loose_images)]
+        scan.skipped = [p for p in loose if p.suffix.lower() not in IMAGE_SUFFIXES]
         return scan
     if loose_images:
         raise ConfigError(
@@ -201,6 +201,7 @@ class ImageFolder(GANDataModule):
         self.split_seed = int(split_seed)
         self.classes: list[str] = []
         self.labels: dict[str, Tensor] = {}
+        self._scans: dict[str, FolderScan] | None = None
 
     def _split_folders(self) -> dict[str, Path]:
         root = Path(self.root)
@@ -231,7 +232,9 @@ class ImageFolder(GANDataModule):
         return folders
 
     def scan(self) -> dict[str, FolderScan]:
-        """The image files of every split folder found (no pixels read)."""
+        """The image files of every split folder found (no pixels read), listed once."""
+        if self._scans is not None:
+            return self._scans
         folders = self._split_folders()
         scans = {split: scan_folder(folder) for split, folder in folders.items()}
         for split, scan in scans.items():
@@ -246,6 +249,7 @@ class ImageFolder(GANDataModule):
                             self.root, len(scan.skipped), scan.skipped[0])
             for folder in scan.empty:
                 log.warning("%s holds no images: that class is left out", folder)
+        self._scans = scans
         return scans
 
     def prepare_data(self) -> None:
