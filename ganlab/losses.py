@@ -5,7 +5,10 @@ identities ``-log D = softplus(-a)`` and ``-log(1 - D) = softplus(a)``, so no co
 evaluates ``log(sigmoid(.))`` and none saturates numerically in float32.
 
 All games share the discriminator cost
-``J(D) = -1/2 E_x log D(x) - 1/2 E_z log(1 - D(G(z)))``; they differ in the generator cost.
+``J(D) = -d_scale * (E_x log D(x) + E_z log(1 - D(G(z))))``, with the tutorial's (and the
+paper's code's) ``d_scale = 1/2`` by default; they differ in the generator cost. The value of
+the minimax game, ``V(G, D) = E_x log D(x) + E_z log(1 - D(G(z)))`` (paper eq. 1), is
+:meth:`GANLoss.value`: it is -log 4 at the global optimum (paper Theorem 1).
 """
 
 from __future__ import annotations
@@ -24,35 +27,62 @@ class GANLoss:
             (``experiment=paper_mnist`` sets it).
         real_label: target for real data in the discriminator cost. 0.9 gives the
             tutorial's one-sided label smoothing (§4.2); fakes are never smoothed.
+        d_scale: factor in front of the discriminator cost. 1/2 is the tutorial's and the
+            paper's code's (``d_obj = 0.5 * (...)``); 1 is the paper's Algorithm 1 as written
+            (D ascends the un-halved sum) and the DCGAN reference's sum of two BCE terms. With
+            one learning rate for both networks it sets how fast D learns relative to G.
     """
 
-    def __init__(self, scale: float = 0.5, real_label: float = 1.0) -> None:
+    def __init__(
+        self, scale: float = 0.5, real_label: float = 1.0, d_scale: float = 0.5
+    ) -> None:
         if not 0.0 < real_label <= 1.0:
             raise ValueError(
                 f"loss.real_label={real_label} is outside (0, 1]; use 1.0, or 0.9 for "
                 "one-sided label smoothing"
             )
+        if not d_scale > 0.0:  # also refuses NaN
+            raise ValueError(
+                f"loss.d_scale={d_scale} must be positive; use 0.5 (the tutorial's and the "
+                "paper's code's) or 1.0 (the paper's Algorithm 1 as written)"
+            )
         self.scale = float(scale)
         self.real_label = float(real_label)
+        self.d_scale = float(d_scale)
 
     def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        """J(D) = -1/2 E log D(x) - 1/2 E log(1 - D(G(z))), with optional smoothing."""
+        """J(D) = -d_scale * (E log D(x) + E log(1 - D(G(z)))), with optional smoothing."""
         if self.real_label == 1.0:
             real_cost = F.softplus(-real_logits).mean()
         else:
             target = torch.full_like(real_logits, self.real_label)
             real_cost = F.binary_cross_entropy_with_logits(real_logits, target)
-        return 0.5 * (real_cost + F.softplus(fake_logits).mean())
+        return self.d_scale * (real_cost + F.softplus(fake_logits).mean())
+
+    @staticmethod
+    def value(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """V(G, D) = E log D(x) + E log(1 - D(G(z))) of these logits, without gradient.
+
+        The game's value whatever the costs' scales and smoothing: -log 4 = -1.386 when D
+        cannot tell (D = 1/2 everywhere, the global optimum of paper Theorem 1); it tends to
+        0 as D wins.
+        """
+        real, fake = (a.detach().to(torch.promote_types(a.dtype, torch.float32))
+                      for a in (real_logits, fake_logits))
+        return -(F.softplus(-real).mean() + F.softplus(fake).mean())
 
     def generator(self, fake_logits: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(scale={self.scale}, real_label={self.real_label})"
+        return (
+            f"{type(self).__name__}(scale={self.scale}, real_label={self.real_label}, "
+            f"d_scale={self.d_scale})"
+        )
 
 
 class Minimax(GANLoss):
-    """Zero-sum game: J(G) = -J(D).
+    """Zero-sum game: J(G) = -J(D) (when ``scale == d_scale``, as by default).
 
     Only the fake term of -J(D) depends on G, so this returns ``scale * E log(1 - D(G(z)))``
     (the real-data term is a constant for G and is left out). Its gradient vanishes when D

@@ -213,6 +213,7 @@ class GAN(pl.LightningModule):
             "loss_d": loss_d.detach(),
             "d_real": torch.sigmoid(real_logits.detach()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+            "value": self.loss.value(real_logits, fake_logits),  # V(G, D); -log 4 at optimum
             "grad_norm_d": grad_d,
         }
 
@@ -255,6 +256,7 @@ class GAN(pl.LightningModule):
             "loss_g": loss_g.detach(),
             "d_real": torch.sigmoid(real_logits.detach()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+            "value": self.loss.value(real_logits, fake_logits),
             "grad_norm_d": grad_d,
             "grad_norm_g": grad_g,
         }

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,34 @@ def copy_dataset(name: str, dest: Path) -> Path:
     shutil.copytree(src, dest / name)
     for p in (dest / name).rglob("*"):
         p.chmod(0o644 if p.is_file() else 0o755)
+    return dest
+
+
+CIFAR_JPEG = SHARED_DATA / "CIFAR10-jpeg"
+
+
+def extract_cifar_jpegs(dest: Path, per_class: int, splits=("train", "test")) -> Path:
+    """The first ``per_class`` real CIFAR-10 JPEGs of every class (files ``0000.jpg`` on) of
+    each split, written to ``dest/<split>/<class>/NNNN.jpg``; the archive's other members are
+    read past, never extracted. Skips the test when the archive is absent."""
+    archive = CIFAR_JPEG / "cifar10_jpeg.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} is absent: real CIFAR-10 JPEGs are needed for this test")
+    wanted = per_class * 10 * len(splits)
+    written = 0
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")  # CIFAR10_jpeg/<split>/<class>/NNNN.jpg
+            if (not member.isfile() or len(parts) != 4 or parts[1] not in splits
+                    or int(Path(parts[3]).stem) >= per_class):
+                continue
+            out = dest / parts[1] / parts[2] / parts[3]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(tar.extractfile(member).read())
+            written += 1
+            if written == wanted:
+                break
+    assert written == wanted, f"{archive} held {written} of the {wanted} wanted members"
     return dest
 
 

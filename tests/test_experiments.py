@@ -32,47 +32,47 @@ NO_SCHEDULE = {"lr_decay": 1.0, "min_lr": 0.0, "momentum_final": None}
 SGD = "torch.optim.SGD"
 ADAM = "torch.optim.Adam"
 
-# name: data target, shape, gcn, output, batch, optimiser, lr, noise, update, loss scale,
+# name: data target, shape, gcn, output, batch, optimiser, lr, noise, update, loss scales (G, D),
 #       schedule, epochs, generator / discriminator targets, full-size parameter counts (G, D)
 EXPECTED = {
     "paper_mnist": dict(
         data="ganlab.data.MNIST", shape=(1, 28, 28), gcn=None, output="sigmoid", batch=100,
-        optim=SGD, lr=0.1, noise="uniform", update="simultaneous", scale=1.0,
+        optim=SGD, lr=0.1, noise="uniform", update="simultaneous", scale=1.0, d_scale=0.5,
         schedule=PAPER_SCHEDULE, epochs=300,
         g="ganlab.networks.MLPGenerator", d="ganlab.networks.MaxoutDiscriminator",
         params=(2_503_984, 1_231_441),
     ),
     "paper_tfd": dict(
         data="ganlab.data.TFD", shape=(1, 48, 48), gcn=None, output="sigmoid", batch=100,
-        optim=SGD, lr=0.05, noise="gaussian", update="simultaneous", scale=1.0,
+        optim=SGD, lr=0.05, noise="gaussian", update="simultaneous", scale=1.0, d_scale=0.5,
         schedule=PAPER_SCHEDULE, epochs=50,
         g="ganlab.networks.CIFARFCGenerator", d="ganlab.networks.MaxoutDiscriminator",
         params=(83_250_304, 21_037_201),
     ),
     "paper_cifar10_fc": dict(
         data="ganlab.data.CIFAR10", shape=(3, 32, 32), gcn=55.0, output="linear", batch=100,
-        optim=SGD, lr=0.025, noise="gaussian", update="simultaneous", scale=1.0,
+        optim=SGD, lr=0.025, noise="gaussian", update="simultaneous", scale=1.0, d_scale=0.5,
         schedule=PAPER_SCHEDULE, epochs=300,
         g="ganlab.networks.CIFARFCGenerator", d="ganlab.networks.MaxoutDiscriminator",
         params=(89_395_072, 37_393_601),
     ),
     "paper_cifar10_conv": dict(
         data="ganlab.data.CIFAR10", shape=(3, 32, 32), gcn=55.0, output="linear", batch=128,
-        optim=SGD, lr=0.004, noise="gaussian", update="simultaneous", scale=1.0,
+        optim=SGD, lr=0.004, noise="gaussian", update="simultaneous", scale=1.0, d_scale=0.5,
         schedule=PAPER_SCHEDULE, epochs=300,
         g="ganlab.networks.CIFARConvGenerator", d="ganlab.networks.CIFARConvDiscriminator",
         params=(64_825_072, 12_454_073),
     ),
     "dcgan_mnist": dict(
         data="ganlab.data.MNIST", shape=(1, 28, 28), gcn=None, output="sigmoid", batch=128,
-        optim=ADAM, lr=2e-4, noise="gaussian", update="alternating", scale=1.0,
+        optim=ADAM, lr=2e-4, noise="gaussian", update="alternating", scale=1.0, d_scale=1.0,
         schedule=NO_SCHEDULE, epochs=25,
         g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
         params=None,
     ),
     "dcgan_cifar10": dict(
         data="ganlab.data.CIFAR10", shape=(3, 32, 32), gcn=None, output="sigmoid", batch=64,
-        optim=ADAM, lr=2e-4, noise="gaussian", update="alternating", scale=1.0,
+        optim=ADAM, lr=2e-4, noise="gaussian", update="alternating", scale=1.0, d_scale=1.0,
         schedule=NO_SCHEDULE, epochs=25,
         g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
         params=None,
@@ -126,6 +126,7 @@ def test_preset_settings(name):
     assert cfg["update"] == want["update"]  # cfg.update is DictConfig.update()
     assert cfg.loss._target_ == "ganlab.losses.NonSaturating"
     assert cfg.loss.scale == want["scale"] and cfg.loss.real_label == 1.0
+    assert cfg.loss.d_scale == want["d_scale"]
     for key, value in want["schedule"].items():
         assert cfg.schedule[key] == (pytest.approx(value) if value is not None else None), key
     assert cfg.trainer.max_epochs == want["epochs"]
@@ -173,6 +174,7 @@ def test_preset_builds_and_runs(name):
     assert isinstance(model, GAN)
     assert model.update == want["update"] and model.k == 1
     assert model.noise.kind == want["noise"] and model.loss.scale == want["scale"]
+    assert model.loss.d_scale == want["d_scale"]
 
     # optimisers and schedules as the run would build them
     (g_conf, d_conf) = model.configure_optimizers()

@@ -1,8 +1,12 @@
 """The three games against their formulas (tutorial §3.2) and Figure 16's gradient story."""
 
+import math
+
 import pytest
 import torch
+from hydra.utils import instantiate
 
+from conftest import compose
 from ganlab.losses import MaxLikelihood, Minimax, NonSaturating
 
 LOGITS = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.5], dtype=torch.float64)
@@ -78,3 +82,58 @@ def test_minimax_gradient_vanishes_when_discriminator_rejects():
     # all three push D(G(z)) up: the cost decreases as the logit increases
     for game in (Minimax(), NonSaturating(), MaxLikelihood()):
         assert _grad_wrt_logit(game, 0.0) < 0
+
+
+@pytest.mark.parametrize("game_class", [Minimax, NonSaturating, MaxLikelihood])
+@pytest.mark.parametrize("d_scale", [0.5, 1.0, 0.25])
+def test_discriminator_scale_multiplies_the_cost(game_class, d_scale):
+    """J(D) = -d_scale (E log D(x) + E log(1 - D(G(z)))): d_scale=1 is Algorithm 1 as written."""
+    real, fake = LOGITS, LOGITS.flip(0) * 0.5 + 0.3
+    expected = -d_scale * (torch.log(D(real)).mean() + torch.log(1 - D(fake)).mean())
+    game = game_class(d_scale=d_scale)
+    assert torch.allclose(game.discriminator(real, fake), expected, atol=1e-12)
+    # the generator cost does not depend on it
+    assert torch.equal(game.generator(fake), game_class().generator(fake))
+
+
+def test_discriminator_scale_with_label_smoothing():
+    a = torch.tensor([0.3, -1.2], dtype=torch.float64)
+    target = 0.9 * -torch.log(D(a)) + 0.1 * -torch.log(1 - D(a))
+    expected = 1.0 * (target.mean() + (-torch.log(1 - D(a))).mean())
+    assert torch.allclose(NonSaturating(real_label=0.9, d_scale=1.0).discriminator(a, a), expected)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan")])
+def test_discriminator_scale_must_be_positive(bad):
+    with pytest.raises(ValueError, match="loss.d_scale"):
+        NonSaturating(d_scale=bad)
+
+
+def test_minimax_is_zero_sum_at_any_common_scale():
+    real = torch.randn(32, dtype=torch.float64)
+    game = Minimax(scale=1.0, d_scale=1.0)
+    for shift in (0.0, 2.0):
+        fake = torch.randn(32, dtype=torch.float64) + shift
+        const = game.generator(fake) + game.discriminator(real, fake)
+        assert torch.allclose(const, torch.nn.functional.softplus(-real).mean())
+
+
+def test_value_is_the_games_value():
+    """V(G, D) = E log D(x) + E log(1 - D(G(z))) (paper eq. 1), -log 4 where D = 1/2."""
+    real, fake = LOGITS, LOGITS.flip(0) * 0.5 + 0.3
+    expected = torch.log(D(real)).mean() + torch.log(1 - D(fake)).mean()
+    for game in (Minimax(), NonSaturating(real_label=0.9, d_scale=1.0)):  # scale-free
+        assert torch.allclose(game.value(real, fake), expected, atol=1e-12)
+    zeros = torch.zeros(7)
+    assert float(Minimax.value(zeros, zeros)) == pytest.approx(-math.log(4), abs=1e-6)
+    # a confident, correct D drives it to 0 from below; it carries no gradient
+    strong = torch.full((4,), 30.0, requires_grad=True)
+    v = Minimax.value(strong, -strong)
+    assert -1e-6 < float(v) <= 0 and not v.requires_grad
+
+
+def test_loss_configs_carry_the_discriminator_scale():
+    for name in ("minimax", "nonsaturating", "maxlikelihood"):
+        assert instantiate(compose([f"loss={name}"]).loss).d_scale == 0.5
+        game = instantiate(compose([f"loss={name}", "loss.d_scale=1.0"]).loss)
+        assert game.d_scale == 1.0

@@ -15,7 +15,7 @@ from wandb_io import history_keys, offline_runs, records, summary
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
 PARZEN = {"parzen/test_ll", "parzen/test_se", "parzen/sigma", "parzen/valid_curve"}
 SCALARS = {
-    "train/loss_d", "train/loss_g", "train/d_real", "train/d_fake",
+    "train/loss_d", "train/loss_g", "train/d_real", "train/d_fake", "train/value",
     "train/grad_norm_d", "train/grad_norm_g", "lr/generator", "lr/discriminator",
     "train/momentum", "train/samples_per_sec",
 }

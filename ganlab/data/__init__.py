@@ -2,6 +2,7 @@
 
 from ganlab.data.base import GANDataModule, TensorBatches
 from ganlab.data.cifar10 import CIFAR10
+from ganlab.data.image_folder import ImageFolder
 from ganlab.data.mnist import MNIST, FashionMNIST, MissingDataError
 from ganlab.data.tfd import TFD
 from ganlab.data.toy import Gaussian1D, Ring, ToyDataModule
@@ -10,6 +11,7 @@ __all__ = [
     "CIFAR10",
     "TFD",
     "GANDataModule",
+    "ImageFolder",
     "TensorBatches",
     "MNIST",
     "FashionMNIST",

@@ -4,6 +4,7 @@
 - ``toy``: 1-D densities with D and D* (paper Figure 1), 2-D samples over the modes.
 - ``costs``: each game's generator cost against D(G(z)) (tutorial Figure 16).
 - ``parzen``: the Parzen validation curve over sigma.
+- ``xy_game``: gradient play on V(x, y) = xy (tutorial exercise §8.2).
 - ``samples``: which of these a batch of samples gets, decided by the data (one place).
 - ``paper``: the end-of-run paper figures for a trained GAN and its data.
 - ``figure``: matplotlib Figures outside pyplot: creating, rendering, saving.
