@@ -186,7 +186,7 @@ def test_value_of_a_trained_pair_approaches_minus_log_4(tmp_path):
         ["data=gaussian1d", "data.n_train=25000", "arch=mlp", "arch.generator.hidden=[16]",
          "arch.discriminator.hidden=[16]", "noise.dim=1", "noise.kind=gaussian", "optim=adam",
          "optim.lr=1e-3", "logger=csv", "callbacks=none", "trainer.max_epochs=4",
-         "+trainer.limit_train_batches=250", "trainer.log_every_n_steps=25",
+         "trainer.limit_train_batches=250", "trainer.log_every_n_steps=25",
          "trainer.enable_progress_bar=false", "seed=0"],
         run_dir,
     )
