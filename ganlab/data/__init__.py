@@ -4,7 +4,7 @@ from ganlab.data.base import GANDataModule, TensorBatches
 from ganlab.data.cifar10 import CIFAR10
 from ganlab.data.mnist import MNIST, FashionMNIST, MissingDataError
 from ganlab.data.tfd import TFD
-from ganlab.data.toy import Gaussian1D, Ring, ToyDataModule
+from ganlab.data.toy import Gaussian1D, Grid, Ring, ToyDataModule
 
 __all__ = [
     "CIFAR10",
@@ -15,6 +15,7 @@ __all__ = [
     "FashionMNIST",
     "MissingDataError",
     "Gaussian1D",
+    "Grid",
     "Ring",
     "ToyDataModule",
 ]

@@ -92,6 +92,13 @@ class MNIST(GANDataModule):
         }
 
 
+    def labels(self) -> dict[str, Tensor]:
+        """The class (0-9, int64) of every example of each split, in :meth:`load`'s order."""
+        train = self._open(train=True).targets
+        return {"train": train[: self.n_train], "val": train[self.n_train :],
+                "test": self._open(train=False).targets}
+
+
 class FashionMNIST(MNIST):
     """Fashion-MNIST: same format and splits as MNIST, harder images."""
 
