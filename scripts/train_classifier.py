@@ -24,7 +24,8 @@ def main(cfg: DictConfig) -> float:
         datamodule = instantiate(cfg.data)
         model, record = train_classifier(
             datamodule, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-            weight_decay=cfg.weight_decay, seed=cfg.seed, progress=cfg.progress)
+            weight_decay=cfg.weight_decay, seed=cfg.seed, progress=cfg.progress,
+            max_train=cfg.max_train)
         path = save_classifier(cache_path(datamodule, cfg.cache_dir), model, record)
         print(f"{record['dataset']}: test accuracy {100 * record['test_accuracy']:.2f} % after "
               f"{record['epochs']} epochs in {record['train_seconds']:.0f} s "

@@ -107,11 +107,13 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000) -> 
 
 def train_classifier(datamodule: Any, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3,
                      weight_decay: float = 1e-4, seed: int = 0, progress: bool = True,
-                     log=print) -> tuple[SmallCNN, dict[str, Any]]:
+                     max_train: int | None = None, log=print
+                     ) -> tuple[SmallCNN, dict[str, Any]]:
     """Train a :class:`SmallCNN` on the training split; returns it and its record.
 
     Adam with a one-cycle learning-rate schedule; the record holds the validation accuracy
     after each epoch, the test accuracy, the wall time and the test split's label histogram.
+    ``max_train`` uses only the first training rows (quick checks; None: all).
     """
     from tqdm import tqdm
 
@@ -120,6 +122,8 @@ def train_classifier(datamodule: Any, epochs: int = 4, batch_size: int = 128, lr
                               "all must be positive")
     splits = labelled_splits(datamodule)
     x, y = splits["train"]
+    if max_train is not None:
+        x, y = x[:max_train], y[:max_train]
     torch.manual_seed(seed)
     num_classes = int(max(int(t.max()) for _, t in splits.values()) + 1)
     model = SmallCNN(x.shape[1:], num_classes)
@@ -154,6 +158,7 @@ def train_classifier(datamodule: Any, epochs: int = 4, batch_size: int = 128, lr
         "shape": [int(s) for s in datamodule.shape],
         "arch": model.arch,
         "epochs": int(epochs),
+        "train_examples": len(x),
         "val_accuracy": val_acc,
         "test_accuracy": accuracy(model, test_x, test_y),
         "train_seconds": seconds,

@@ -135,16 +135,19 @@ class InceptionFeatures(FeatureExtractor):
                                                feature_extractor_weights_path=str(path))
         self.low, self.high = float(value_range[0]), float(value_range[1])
 
-    def to_uint8(self, batch: Tensor) -> Tensor:
-        if batch.ndim != 4 or batch.shape[1] not in (1, 3):
-            raise MetricError(f"inception features need images (n, 1 or 3, h, w), got shape "
-                              f"{tuple(batch.shape)}: use features=raw or classifier")
-        x = (batch.float() - self.low) * (255.0 / (self.high - self.low))
-        x = x.round_().clamp_(0, 255).to(torch.uint8)
-        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
     def embed(self, batch: Tensor) -> Tensor:
-        return self.net(self.to_uint8(batch))[0]
+        return self.net(to_inception_input(batch, (self.low, self.high)))[0]
+
+
+def to_inception_input(batch: Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> Tensor:
+    """Images in ``value_range`` as the uint8 RGB batch the FID network takes."""
+    if batch.ndim != 4 or batch.shape[1] not in (1, 3):
+        raise MetricError(f"inception features need images (n, 1 or 3, h, w), got shape "
+                          f"{tuple(batch.shape)}: use features=raw or classifier")
+    low, high = value_range
+    x = (batch.float() - low) * (255.0 / (high - low))
+    x = x.round_().clamp_(0, 255).to(torch.uint8)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
 #: feature kinds for :func:`make_features`
