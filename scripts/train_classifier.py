@@ -1,4 +1,4 @@
-"""Train ganlab's classifier for a labelled dataset: ``python scripts/train_classifier.py data=mnist``.
+"""Train ganlab's classifier for a dataset: ``python scripts/train_classifier.py data=mnist``.
 
 The classifier gives the ``classifier`` features (FID/KID/precision-recall), the classifier
 score and the class coverage of MNIST-like samples (docs/METRICS.md). It is written to

@@ -148,7 +148,7 @@ def test_kid_refuses_subsets_larger_than_the_sets():
         kid(torch.randn(2000, 4), torch.randn(300, 4))
 
 
-# ---------------------------------------------------------------- precision/recall, density/coverage
+# ------------------------------------------------- precision/recall, density/coverage
 
 
 def _brute_force(real, fake, k_pr, k_dc):
