@@ -31,7 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ganlab.evaluation import fid, kid, manifold_metrics  # noqa: E402
-from ganlab.evaluation.classifier import ClassifierFeatures, SmallCNN, load_classifier  # noqa: E402
+from ganlab.evaluation.classifier import (  # noqa: E402
+    ClassifierFeatures,
+    SmallCNN,
+    load_classifier,
+)
 from ganlab.evaluation.manifold import DEFAULT_BLOCK  # noqa: E402
 
 

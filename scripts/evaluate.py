@@ -42,7 +42,8 @@ def sample_metrics(cfg: DictConfig, model, datamodule, averaged: bool | None,
     as JSON to ``<ckpt>.metrics.json`` (or ``metrics_out``)."""
     scorer = SampleScorer(datamodule, "auto" if "auto" in names else names,
                           features=cfg.features, n_reference=cfg.n_reference,
-                          classifier_dir=cfg.classifier_dir, seed=cfg.seed)
+                          classifier_dir=cfg.classifier_dir, seed=cfg.seed,
+                          device=model.device)
     values = scorer.score(model.sample(cfg.n_samples, seed=cfg.seed, averaged=averaged))
     first = ckpt if isinstance(ckpt, str) else ckpt[-1]
     out = Path(cfg.metrics_out) if cfg.metrics_out else Path(first).with_suffix(".metrics.json")

@@ -93,3 +93,16 @@ def test_inception_input_is_uint8_rgb_over_the_value_range():
     assert tanh[0, 0, 0].tolist() == [0, 255]
     with pytest.raises(MetricError, match="need images"):
         feat.to_inception_input(torch.zeros(4, 2))
+
+
+def test_classifier_metrics_need_the_classifier_features():
+    from ganlab.data import MNIST, Ring
+
+    with pytest.raises(MetricError, match=r"metric 'score' reads ganlab's classifier: use "
+                                          r"features=classifier"):
+        resolve(MNIST(root="unused"), ["fid", "score"], features="raw")
+    with pytest.raises(MetricError, match=r"metric 'classes' needs ganlab's classifier, which "
+                                          r"exists for labelled images"):
+        resolve(Ring(), ["classes"])
+    assert resolve(MNIST(root="unused"), "auto") == (
+        "classifier", ["fid", "kid", "pr", "score", "classes"])

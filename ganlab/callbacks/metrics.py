@@ -94,7 +94,7 @@ class SampleMetrics(pl.Callback):
             if self.scorer is None:
                 try:
                     self.scorer = SampleScorer(trainer.datamodule, self.metrics,
-                                               **self.scorer_kwargs)
+                                               device=module.device, **self.scorer_kwargs)
                 except Exception as err:  # e.g. a metric name the dataset cannot have
                     self.scorer = SampleScorer(trainer.datamodule, [], **self.scorer_kwargs)
                     self._report({"setup": " ".join(str(err).split())})

@@ -65,10 +65,11 @@ def manifold_metrics(real_feats: FeatureLike, fake_feats: FeatureLike, k_pr: int
     """Precision, recall (k = ``k_pr``), density and coverage (k = ``k_dc``) in one pass."""
     if k_pr < 1 or k_dc < 1:
         raise MetricError(f"k must be >= 1 (got k_pr={k_pr}, k_dc={k_dc})")
-    real, fake = as_pair(real_feats, fake_feats)  # float64
+    real, fake = as_pair(real_feats, fake_feats, dtype=torch.float32)
+    if real.shape[1] <= FLOAT64_DIMS:  # from the inputs again, not from float32 roundings
+        real, fake = as_pair(real_feats, fake_feats, dtype=torch.float64)
     centre = real.mean(0)
-    dtype = torch.float64 if real.shape[1] <= FLOAT64_DIMS else torch.float32
-    real, fake = (real - centre).to(dtype), (fake - centre).to(dtype)
+    real, fake = real - centre, fake - centre
     r_pr, r_dc = knn_radii(real, (k_pr, k_dc), block_size)
     (f_pr,) = knn_radii(fake, (k_pr,), block_size)
     fake_sq = (fake * fake).sum(1)

@@ -91,10 +91,12 @@ def resolve(datamodule: Any, metrics: str | Sequence[str] = "auto", features: st
         if name == "jsd" and tuple(datamodule.shape) != (1,):
             raise MetricError(f"metric 'jsd' is for 1-D data (data=gaussian1d), not {what} "
                               f"of shape {tuple(datamodule.shape)}")
+        if name in CLASSIFIER_METRICS and not hasattr(datamodule, "labels"):
+            raise MetricError(f"metric {name!r} needs ganlab's classifier, which exists "
+                              f"for labelled images (mnist, fashion_mnist), not {what}")
         if name in CLASSIFIER_METRICS and kind != "classifier":
-            if not hasattr(datamodule, "labels"):
-                raise MetricError(f"metric {name!r} needs ganlab's classifier, which exists "
-                                  f"for labelled images (mnist, fashion_mnist), not {what}")
+            raise MetricError(f"metric {name!r} reads ganlab's classifier: use "
+                              f"features=classifier (or auto), not {kind}")
     return kind, names
 
 
@@ -111,6 +113,8 @@ class SampleScorer:
         kid_subsets, kid_subset_size: KID's subsets (the size is capped at the set sizes).
         inception_download: fetch missing Inception weights (fails fast offline).
         seed: KID's subset draws.
+        feature_batch_size: images per feature batch (None: the extractor's default).
+        device: where the feature extractor runs (None: the CPU it is loaded on).
     """
 
     def __init__(self, datamodule: Any, metrics: str | Sequence[str] = "auto",
@@ -118,7 +122,8 @@ class SampleScorer:
                  n_reference: int | None = 10_000, classifier_dir: str | None = None,
                  kid_subsets: int = 100, kid_subset_size: int = 1000,
                  inception_download: bool = True, seed: int = 0,
-                 feature_batch_size: int | None = None) -> None:
+                 feature_batch_size: int | None = None,
+                 device: torch.device | str | None = None) -> None:
         self.datamodule = datamodule
         self.kind, self.names = resolve(datamodule, metrics, features)
         self.reference, self.n_reference = reference, n_reference
@@ -127,6 +132,7 @@ class SampleScorer:
         self.inception_download = inception_download
         self.seed = int(seed)
         self.feature_batch_size = feature_batch_size
+        self.device = device
         self._extractor: FeatureExtractor | None = None
         self._real: dict[str, Tensor] = {}
 
@@ -149,6 +155,8 @@ class SampleScorer:
                                       f"{type(self.datamodule).__name__} has data.output=linear")
                 kw.update(value_range=(low, high), download=self.inception_download)
             self._extractor = make_features(self.kind, **kw)
+            if self.device is not None:
+                self._extractor.to(self.device)
         return self._extractor
 
     def reference_data(self) -> Tensor:
