@@ -16,7 +16,7 @@ LOSS = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 OPTIM = sorted(p.stem for p in (CONF / "optim").glob("*.yaml"))
 # arch options that are built for some datasets only (image shapes)
 IMAGE_ONLY = {"dcgan", "cifar_conv", "cifar_fc", "tfd_mlp"}
-TOY = {"ring", "gaussian1d"}
+TOY = {"ring", "grid", "gaussian1d"}
 
 
 def test_groups_have_the_required_options():

@@ -24,7 +24,10 @@ from ganlab.evaluation.inputs import FeatureLike, as_matrix, as_pair
 
 def gaussian_fit(feats: FeatureLike, what: str = "features") -> tuple[Tensor, Tensor]:
     """Mean and unbiased covariance (ddof = 1) of the rows, in float64."""
-    x = as_matrix(feats, what)
+    return _fit(as_matrix(feats, what))
+
+
+def _fit(x: Tensor) -> tuple[Tensor, Tensor]:
     mu = x.mean(0)
     xc = x - mu
     return mu, (xc.T @ xc) / (len(x) - 1)
@@ -67,6 +70,6 @@ def fid(real_feats: FeatureLike, fake_feats: FeatureLike) -> float:
             raise MetricError(
                 f"FID needs more samples than feature dimensions: {len(x)} {what} samples for "
                 f"{d}-d features (use at least {d + 1}; 10,000 is the convention)")
-    mu1, s1 = gaussian_fit(real, "real features")
-    mu2, s2 = gaussian_fit(fake, "fake features")
+    mu1, s1 = _fit(real)
+    mu2, s2 = _fit(fake)
     return frechet_distance(mu1, s1, mu2, s2)
