@@ -106,3 +106,24 @@ def test_classifier_metrics_need_the_classifier_features():
         resolve(Ring(), ["classes"])
     assert resolve(MNIST(root="unused"), "auto") == (
         "classifier", ["fid", "kid", "pr", "score", "classes"])
+
+
+def test_inception_features_run_end_to_end_with_a_weights_file(tmp_path, monkeypatch):
+    """The whole Inception path with stand-in (random) weights of the right layout: the real
+    file is not needed to check that ganlab feeds torch-fidelity's network correctly."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tfi
+
+    with monkeypatch.context() as m:  # build the network once without any weights
+        m.setattr(tfi, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None)
+        net = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path / feat.INCEPTION_FILE
+    torch.save(net.state_dict(), path)
+    ext = make_features("inception", weights=path, batch_size=2)
+    images = torch.rand(3, 1, 28, 28)
+    out = ext.features(images)
+    assert out.shape == (3, feat.InceptionFeatures.dim) and out.dtype == torch.float32
+    # the same as torch-fidelity's network on the uint8 RGB images
+    with torch.no_grad():
+        (direct,) = net(feat.to_inception_input(images))
+    assert torch.allclose(out, direct, atol=1e-4)
