@@ -91,7 +91,6 @@ class MNIST(GANDataModule):
             "test": to_float(test),
         }
 
-
     def labels(self) -> dict[str, Tensor]:
         """The class (0-9, int64) of every example of each split, in :meth:`load`'s order."""
         train = self._open(train=True).targets
