@@ -89,3 +89,14 @@ def test_missing_classifier_is_one_warning_naming_the_command(tmp_path, caplog, 
     assert "python scripts/train_classifier.py data=mnist" in warnings[0]
     assert "fid, kid, pr, score, classes" in warnings[0]
     assert trainer.current_epoch == 2
+
+
+def test_metrics_the_dataset_cannot_have_are_one_error_and_training_goes_on(tmp_path, caplog):
+    cb = SampleMetrics(every_n_epochs=1, n_samples=100, metrics=["jsd"], features="incep")
+    with caplog.at_level(logging.ERROR, logger="ganlab.callbacks.metrics"):
+        trainer, _, _ = _fit(tmp_path, [cb], max_epochs=2)
+    assert trainer.current_epoch == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "unknown metric" not in errors[0]
+    assert "feature extractor 'incep'" in errors[0] or "'jsd' is for 1-D data" in errors[0]
+    assert not [k for k in trainer.callback_metrics if k.startswith("metrics/")]

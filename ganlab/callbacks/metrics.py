@@ -96,7 +96,8 @@ class SampleMetrics(pl.Callback):
                     self.scorer = SampleScorer(trainer.datamodule, self.metrics,
                                                device=module.device, **self.scorer_kwargs)
                 except Exception as err:  # e.g. a metric name the dataset cannot have
-                    self.scorer = SampleScorer(trainer.datamodule, [], **self.scorer_kwargs)
+                    kwargs = {**self.scorer_kwargs, "features": "raw"}
+                    self.scorer = SampleScorer(trainer.datamodule, [], **kwargs)
                     self._report({"setup": " ".join(str(err).split())})
             errors: dict[str, str] = {}
             values = self.scorer.score(samples, errors=errors)
