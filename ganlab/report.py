@@ -12,6 +12,9 @@
 
 Failed, interrupted and unfinished jobs are counted per row and listed with their reason
 below the table; they never enter a mean. The table is printed as Markdown and written as CSV.
+When the runs logged sample metrics (``metrics/*``: FID, KID, precision/recall, mode
+coverage, ...; docs/METRICS.md), a second table shows each of them beside Parzen, mean ± SE
+across seeds in the same groups, and their rows are added to the CSV.
 """
 
 from __future__ import annotations
@@ -230,6 +233,38 @@ def write_csv(path: str | Path, keys: list[str], rows: list[Row], metric: str = 
                              row.mean, row.se, row.se_over, ";".join(row.seeds)])
 
 
+#: prefix of the sample metrics logged by ganlab.callbacks.metrics.SampleMetrics
+SAMPLE_METRICS = "metrics/"
+
+
+def sample_metric_keys(jobs: Sequence[Job]) -> list[str]:
+    """The ``metrics/*`` keys any finished job logged, sorted (raw before ``avg_``)."""
+    keys = {k for job in jobs if job.status == "ok" for k in job.metrics
+            if k.startswith(SAMPLE_METRICS)}
+    return sorted(keys, key=lambda k: (k.startswith(SAMPLE_METRICS + "avg_"), k))
+
+
+def sample_metrics_markdown(jobs: Sequence[Job], metrics: Sequence[str],
+                            digits: int | None = None) -> tuple[str, dict[str, list[Row]]]:
+    """One table, a column per metric (mean ± SE across seeds), rows grouped as
+    :func:`summarize`; also returns each metric's rows (for the CSV)."""
+    per_metric = {m: summarize(jobs, m) for m in (METRIC, *metrics)}
+    keys, parzen_rows = per_metric[METRIC]
+    names = [METRIC, *metrics]
+    header = [*(keys or ["setting"]), "runs",
+              *(m.removeprefix(SAMPLE_METRICS) for m in names)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, row in enumerate(parzen_rows):
+        cells = [*(row.setting.values() if keys else ["all"]), str(len(row.jobs) -
+                                                                  len(row.failed))]
+        for m in names:
+            r = per_metric[m][1][i]
+            cells.append(format_mean_se(r.mean, r.se if r.se_over == "seeds" else math.nan,
+                                        digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines), {m: per_metric[m][1] for m in metrics}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="report.py", description="Summarise a ganlab sweep (python scripts/train.py -m ...)."
@@ -252,5 +287,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{note}")
     out = args.csv or args.sweep_dir / "report.csv"
     write_csv(out, keys, rows, args.metric)
+    extra = sample_metric_keys(jobs)
+    if extra:
+        table, extra_rows = sample_metrics_markdown(jobs, extra, args.digits)
+        print(f"\nSample metrics (mean ± SE across seeds; one seed: the value):\n{table}")
+        with open(out, "a", newline="") as f:
+            writer = csv.writer(f)
+            for metric, metric_rows in extra_rows.items():
+                for row in metric_rows:
+                    writer.writerow([*row.setting.values(), len(row.values), len(row.failed),
+                                     metric, row.mean, row.se, row.se_over,
+                                     ";".join(row.seeds)])
     print(f"\n{len(jobs)} jobs; CSV written to {out}")
     return 0

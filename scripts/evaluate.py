@@ -5,6 +5,8 @@ own ``data.fold``) and adds the paper's TFD aggregate: mean and standard error a
 ``average_ckpts=true`` instead evaluates one generator: the mean of the listed checkpoints'
 generator weights (checkpoints of one run). ``weights=raw|averaged`` picks the raw or the
 in-training averaged generator (default ``auto``: the average when the run kept one).
+``metrics=[parzen,fid,kid,pr]`` adds the sample metrics of docs/METRICS.md (``auto``: the
+dataset's default set), written to ``<ckpt>.metrics.json``.
 """
 
 import json
@@ -18,13 +20,48 @@ from omegaconf import DictConfig
 from ganlab.cli import cli_errors
 from ganlab.errors import ConfigError
 from ganlab.evaluation import aggregate_folds
+from ganlab.evaluation.errors import unknown_choice
 from ganlab.evaluation.protocol import parzen_score, sigma_edge_warning, sigma_grid
 from ganlab.evaluation.records import write_with_history
+from ganlab.evaluation.suite import METRICS, SampleScorer
 from ganlab.plots.figure import save_figure
 from ganlab.plots.parzen import plot_valid_curve
 from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
 
 WEIGHTS = {"auto": None, "raw": False, "averaged": True}
+
+
+def metric_names(cfg: DictConfig) -> list[str]:
+    """``metrics`` as a checked list (``parzen``, ``auto`` or names of the suite's METRICS)."""
+    names = [cfg.metrics] if isinstance(cfg.metrics, str) else list(cfg.metrics)
+    for name in names:
+        if name not in ("parzen", "auto", *METRICS):
+            raise unknown_choice("metric", name, ["parzen", "auto", *METRICS])
+    return names
+
+
+def sample_metrics(cfg: DictConfig, model, datamodule, averaged: bool | None,
+                   ckpt: str | list[str], names: list[str]) -> dict[str, float]:
+    """The non-Parzen metrics of ``n_samples`` from G (seed ``seed``), printed and written
+    as JSON to ``<ckpt>.metrics.json`` (or ``metrics_out``)."""
+    scorer = SampleScorer(datamodule, "auto" if "auto" in names else names,
+                          features=cfg.features, n_reference=cfg.n_reference,
+                          classifier_dir=cfg.classifier_dir, seed=cfg.seed,
+                          device=model.device)
+    values = scorer.score(model.sample(cfg.n_samples, seed=cfg.seed, averaged=averaged))
+    first = ckpt if isinstance(ckpt, str) else ckpt[-1]
+    out = Path(cfg.metrics_out) if cfg.metrics_out else Path(first).with_suffix(".metrics.json")
+    which = "averaged" if (model.has_average if averaged is None else averaged) else "raw"
+    if not isinstance(ckpt, str):
+        which = f"mean of {len(ckpt)} checkpoints"
+    out.write_text(json.dumps({
+        "ckpt": ckpt if isinstance(ckpt, str) else list(ckpt), "generator": which,
+        "seed": cfg.seed, "n_samples": cfg.n_samples, "features": scorer.kind,
+        "reference": f"first {cfg.n_reference} rows of train", "metrics": values}, indent=2))
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+    print(f"{first} ({which} generator, {scorer.kind} features): {shown}")
+    print(f"wrote {out}")
+    return values
 
 
 def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
@@ -34,6 +71,12 @@ def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
         raise ConfigError(f"weights=averaged, but {ckpt} holds no averaged generator "
                          "(the run kept none, or average_ckpts=true replaced it); use "
                          "weights=auto or weights=raw")
+    names = metric_names(cfg)
+    if [n for n in names if n != "parzen"]:
+        sample_metrics(cfg, model, datamodule, averaged, ckpt, [n for n in names
+                                                                 if n != "parzen"])
+    if "parzen" not in names:
+        return None
     result = parzen_score(
         model, datamodule, n_samples=cfg.n_samples, n_valid=cfg.n_valid,
         sigmas=sigma_grid(cfg.sigma_start, cfg.sigma_end, cfg.sigma_num), seed=cfg.seed,
@@ -66,16 +109,21 @@ def main(cfg: DictConfig) -> float:
 def score(cfg: DictConfig) -> float:
     if cfg.weights not in WEIGHTS:
         raise ConfigError(f"weights={cfg.weights!r} is not one of {', '.join(WEIGHTS)}")
+    names = metric_names(cfg)  # a bad name fails before any checkpoint is read
     ckpts = expand_checkpoints(cfg.ckpt)
     if cfg.average_ckpts and (warning := averaging_warning(cfg.ckpt, ckpts)):
         print(f"warning: {warning}", file=sys.stderr)
     if cfg.average_ckpts:
         out = Path(cfg.out) if cfg.out else Path(ckpts[-1]).with_suffix(".average.parzen.json")
-        return evaluate_one(cfg, ckpts, out).test_ll
+        result = evaluate_one(cfg, ckpts, out)
+        return result.test_ll if result else 0.0
     if len(ckpts) == 1:
         out = Path(cfg.out) if cfg.out else Path(ckpts[0]).with_suffix(".parzen.json")
-        return evaluate_one(cfg, ckpts[0], out).test_ll
+        result = evaluate_one(cfg, ckpts[0], out)
+        return result.test_ll if result else 0.0
     results = [evaluate_one(cfg, c, Path(c).with_suffix(".parzen.json")) for c in ckpts]
+    if "parzen" not in names:
+        return 0.0
     mean, se = aggregate_folds(results)
     print(f"across {len(results)} checkpoints (folds): {mean:.2f} ± {se:.2f} "
           "(standard error across them, ddof=0)")

@@ -5,7 +5,7 @@ from ganlab.data.cifar10 import CIFAR10
 from ganlab.data.image_folder import ImageFolder
 from ganlab.data.mnist import MNIST, FashionMNIST, MissingDataError
 from ganlab.data.tfd import TFD
-from ganlab.data.toy import Gaussian1D, Ring, ToyDataModule
+from ganlab.data.toy import Gaussian1D, Grid, Ring, ToyDataModule
 
 __all__ = [
     "CIFAR10",
@@ -17,6 +17,7 @@ __all__ = [
     "FashionMNIST",
     "MissingDataError",
     "Gaussian1D",
+    "Grid",
     "Ring",
     "ToyDataModule",
 ]

@@ -36,6 +36,8 @@ class MNIST(GANDataModule):
     n_train = 50_000
     #: the image file of each official split, as named without ``.gz``
     files = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+    #: their labels (read only by label-aware tools: the classifier, class metrics)
+    label_files = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
 
     @property
     def name(self) -> str:
@@ -71,7 +73,11 @@ class MNIST(GANDataModule):
 
     def _images(self, split: str) -> Tensor:
         """The uint8 images of one official split, shape (n, 28, 28)."""
-        plain = self.raw_folder / self.files[split]
+        return self._idx(self.files[split])
+
+    def _idx(self, filename: str) -> Tensor:
+        """One idx file of the raw folder (unpacked, or its ``.gz``), fetched if allowed."""
+        plain = self.raw_folder / filename
         gz = plain.with_name(plain.name + ".gz")
         if plain.is_file():  # an unpacked copy is preferred, as torchvision does
             try:
@@ -126,6 +132,12 @@ class MNIST(GANDataModule):
             "val": train[self.n_train :],
             "test": to_float("test"),
         }
+
+    def labels(self) -> dict[str, Tensor]:
+        """The class (0-9, int64) of every example of each split, in :meth:`load`'s order."""
+        train = self._idx(self.label_files["train"]).long()
+        return {"train": train[: self.n_train], "val": train[self.n_train :],
+                "test": self._idx(self.label_files["test"]).long()}
 
 
 class FashionMNIST(MNIST):

@@ -97,3 +97,44 @@ class Ring(ToyDataModule):
         d2 = torch.cdist(x.float(), self.centers).pow(2)
         comp = -d2 / (2 * self.std**2) - math.log(2 * math.pi * self.std**2)
         return torch.logsumexp(comp, dim=1) - math.log(self.modes)
+
+
+class Grid(ToyDataModule):
+    """25 isotropic Gaussians on a square grid: PacGAN's 2D-grid (Lin et al. 2018, §5.1).
+
+    Centres at every point of ``{-4, -2, 0, 2, 4}²`` by default (``side`` points per axis,
+    ``spacing`` apart, centred on 0), each with standard deviation ``std`` (0.05), equally
+    likely. ``centers`` and ``std`` are what :func:`ganlab.evaluation.mode_coverage` takes.
+    """
+
+    shape = (2,)
+
+    def __init__(self, side: int = 5, spacing: float = 2.0, std: float = 0.05, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if side < 1 or spacing <= 0 or std <= 0:
+            raise ValueError(
+                f"data.side={side}, data.spacing={spacing}, data.std={std}: side must be >= 1, "
+                "spacing and std positive"
+            )
+        self.side, self.spacing, self.std = int(side), float(spacing), float(std)
+        r = self.spacing * (self.side - 1) / 2 + 4 * self.std
+        self.value_range = (-1.25 * r, 1.25 * r)
+
+    @property
+    def modes(self) -> int:
+        return self.side * self.side
+
+    @property
+    def centers(self) -> Tensor:
+        """(side², 2) centres, row-major: mode ``i * side + j`` is at (axis[i], axis[j])."""
+        axis = (torch.arange(self.side, dtype=torch.float32) - (self.side - 1) / 2) * self.spacing
+        return torch.cartesian_prod(axis, axis)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        idx = torch.randint(self.modes, (n,), generator=generator)
+        return self.centers[idx] + self.std * torch.randn(n, 2, generator=generator)
+
+    def log_density(self, x: Tensor) -> Tensor:
+        d2 = torch.cdist(x.float(), self.centers).pow(2)
+        comp = -d2 / (2 * self.std**2) - math.log(2 * math.pi * self.std**2)
+        return torch.logsumexp(comp, dim=1) - math.log(self.modes)

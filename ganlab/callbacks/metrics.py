@@ -1,0 +1,138 @@
+"""Sample metrics during training (FID, KID, precision/recall, mode coverage, ...), as
+``metrics/*``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+
+from ganlab.callbacks.parzen import ParzenEvaluation
+from ganlab.evaluation.suite import CLASSIFIER_METRICS, FEATURE_METRICS, SampleScorer
+
+log = logging.getLogger(__name__)
+
+
+class SampleMetrics(pl.Callback):
+    """Every ``every_n_epochs`` epochs (and at the end), score ``n_samples`` from G.
+
+    The metric set is chosen per dataset when ``metrics="auto"``
+    (:func:`ganlab.evaluation.suite.default_metrics`): MNIST/Fashion-MNIST get classifier
+    FID/KID/precision-recall/score/class coverage, CIFAR-10 Inception FID/KID, ring/grid mode
+    coverage, gaussian1d the JSD. Samples are drawn on every DDP rank with a rank-dependent
+    seed and gathered, rank 0 scores them and broadcasts the values, which are logged once as
+    ``metrics/<name>`` (raw G) and ``metrics/avg_<name>`` (the averaged G, when the run keeps
+    one). A missing classifier or Inception weights file is one warning naming what to do;
+    a metric that fails logs its error once and training goes on without it.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 10,
+        n_samples: int = 10_000,
+        metrics: str | Sequence[str] = "auto",
+        features: str = "auto",
+        reference: str = "train",
+        n_reference: int | None = 10_000,
+        classifier_dir: str | None = None,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        inception_download: bool = True,
+        seed: int = 4321,
+        at_end: bool = True,
+    ) -> None:
+        if every_n_epochs < 0:
+            raise ValueError(f"metrics every_n_epochs={every_n_epochs} must be >= 0 (0: only "
+                             "at end)")
+        if n_samples < 2:
+            raise ValueError(f"metrics n_samples={n_samples} must be >= 2")
+        self.every_n_epochs = int(every_n_epochs)
+        self.n_samples = int(n_samples)
+        self.metrics = metrics if isinstance(metrics, str) else list(metrics)
+        self.scorer_kwargs = dict(
+            features=features, reference=reference, n_reference=n_reference,
+            classifier_dir=classifier_dir, kid_subsets=kid_subsets,
+            kid_subset_size=kid_subset_size, inception_download=inception_download, seed=seed)
+        self.seed = int(seed)
+        self.at_end = at_end
+        self.scorer: SampleScorer | None = None
+        self.reported: set[str] = set()  # errors already logged (once each)
+        self._last_step = -1
+
+    def _gather_samples(self, trainer: pl.Trainer, module, averaged: bool) -> torch.Tensor:
+        world = trainer.world_size
+        per_rank = -(-self.n_samples // world)
+        local = module.sample(per_rank, seed=self.seed + 7919 * trainer.global_rank,
+                              averaged=averaged)
+        if world == 1:
+            return local
+        return module.all_gather(local).flatten(0, 1)[: self.n_samples]
+
+    def _report(self, errors: dict[str, str]) -> None:
+        """Log each failure once: a missing extractor as a warning, the rest as errors."""
+        for name, message in errors.items():
+            if name in self.reported:
+                continue
+            self.reported.add(name)
+            if name == "features":
+                log.warning("sample metrics %s skipped: %s",
+                            ", ".join(n for n in self.scorer.names
+                                      if n in (*FEATURE_METRICS, *CLASSIFIER_METRICS)), message)
+            else:
+                log.error("metric %r failed and is skipped from now on: %s", name, message)
+        if "features" in errors:  # do not retry a missing file every evaluation
+            self.scorer.names = [n for n in self.scorer.names
+                                 if n not in (*FEATURE_METRICS, *CLASSIFIER_METRICS)]
+        self.scorer.names = [n for n in self.scorer.names if n not in errors]
+
+    def _score(self, trainer: pl.Trainer, module, averaged: bool) -> dict[str, float]:
+        samples = self._gather_samples(trainer, module, averaged)
+        values: dict[str, float] | None = None
+        if trainer.is_global_zero:
+            if self.scorer is None:
+                try:
+                    self.scorer = SampleScorer(trainer.datamodule, self.metrics,
+                                               device=module.device, **self.scorer_kwargs)
+                except Exception as err:  # e.g. a metric name the dataset cannot have
+                    kwargs = {**self.scorer_kwargs, "features": "raw"}
+                    self.scorer = SampleScorer(trainer.datamodule, [], **kwargs)
+                    self._report({"setup": " ".join(str(err).split())})
+            errors: dict[str, str] = {}
+            values = self.scorer.score(samples, errors=errors)
+            if errors:
+                self._report(errors)
+            which = "averaged G" if averaged else "G"
+            if values:
+                log.info("epoch %d sample metrics (%s): %s", trainer.current_epoch, which,
+                         ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+        values = trainer.strategy.broadcast(values, src=0)
+        tag = "avg_" if averaged else ""
+        return {f"metrics/{tag}{k}": v for k, v in values.items()}
+
+    def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
+        """Score the current generator (and its average); returns the ``metrics/*`` values."""
+        self._last_step = trainer.global_step
+        out = self._score(trainer, module, averaged=False)
+        if getattr(module, "has_average", False):
+            out.update(self._score(trainer, module, averaged=True))
+        return out
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module) -> None:
+        n = self.every_n_epochs
+        due = bool(n) and (trainer.current_epoch + 1) % n == 0
+        if due or (self.at_end and ParzenEvaluation._is_last_epoch(trainer)):
+            for key, value in self.run(trainer, module).items():
+                module.log(key, value, on_step=False, on_epoch=True)
+
+    def on_train_end(self, trainer: pl.Trainer, module) -> None:
+        """Training stopped early: score the final generator, logged straight to the loggers
+        and ``trainer.callback_metrics`` (``self.log`` is not allowed here)."""
+        if not self.at_end or trainer.global_step == self._last_step or trainer.interrupted:
+            return
+        metrics = self.run(trainer, module)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+        for key, value in metrics.items():
+            trainer.callback_metrics[key] = torch.tensor(value)

@@ -1,0 +1,172 @@
+"""Feature extractors: what FID, KID and precision/recall measure distances in.
+
+One interface, :class:`FeatureExtractor`: ``features(x) -> (n, d)``, computed in eval mode,
+without gradients, in batches, on the extractor's device. Three kinds (:func:`make_features`):
+
+* ``raw``: the data itself, flattened (1-D/2-D toys, or pixels for a quick check);
+* ``inception``: the 2,048-d pool features of the FID Inception-v3 (the TensorFlow graph of
+  Heusel et al., ported bit-exactly by torch-fidelity, the same network torchmetrics uses),
+  so numbers are comparable with published ones;
+* ``classifier``: the penultimate layer of ganlab's own small classifier for the dataset
+  (:mod:`ganlab.evaluation.classifier`).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ganlab.evaluation.errors import MetricError, WeightsMissingError, unknown_choice
+
+#: torch-fidelity's Inception-v3 weights (converted from the TF FID graph), fetched on first use
+INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth")
+INCEPTION_FILE = INCEPTION_URL.rsplit("/", 1)[1]
+#: seconds a download may wait for the network before the offline error
+DOWNLOAD_TIMEOUT = 5.0
+
+
+class FeatureExtractor(nn.Module):
+    """``features(x)``: an (n, d) float32 tensor on the extractor's device, batch by batch."""
+
+    name: str = ""
+
+    def __init__(self, batch_size: int = 500) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise MetricError(f"feature batch_size={batch_size} must be >= 1")
+        self.batch_size = int(batch_size)
+
+    @property
+    def device(self) -> torch.device:
+        for t in (*self.parameters(), *self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def embed(self, batch: Tensor) -> Tensor:
+        """Features of one batch already on :attr:`device` (subclasses define it)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def features(self, x: Tensor) -> Tensor:
+        """Features of every row of ``x`` (any device), computed in eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = [self.embed(x[i:i + self.batch_size].to(self.device)).float()
+                   for i in range(0, len(x), self.batch_size)]
+        finally:
+            self.train(was_training)
+        if not out:
+            raise MetricError("no samples to extract features from")
+        return torch.cat(out)
+
+
+class RawFeatures(FeatureExtractor):
+    """The data itself, each example flattened to one row."""
+
+    name = "raw"
+
+    def embed(self, batch: Tensor) -> Tensor:
+        return batch.reshape(len(batch), -1)
+
+
+def inception_weights_dir() -> Path:
+    """Where torch (and so torch-fidelity) caches the weights: ``$TORCH_HOME/hub/checkpoints``."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def inception_weights(download: bool = True, timeout: float = DOWNLOAD_TIMEOUT,
+                      url: str | None = None) -> Path:
+    """The path of the Inception weights, downloading them once when online.
+
+    Offline (or ``download=False``) with no cached file this raises
+    :class:`WeightsMissingError` within ``timeout`` seconds, naming the file and the folder.
+    """
+    url = url or INCEPTION_URL
+    path = inception_weights_dir() / INCEPTION_FILE
+    if path.is_file():
+        return path
+    hint = (f"Inception-v3 weights {INCEPTION_FILE} are not in {path.parent}: copy that file "
+            f"there (from {INCEPTION_URL}; $TORCH_HOME moves the folder)")
+    if not download:
+        raise WeightsMissingError(hint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=False)
+    except Exception as err:  # offline, DNS, HTTP error, timeout: all say the same thing
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise WeightsMissingError(f"{hint}; the download failed: {reason[:120]}") from None
+    finally:
+        socket.setdefaulttimeout(old)
+    return path
+
+
+class InceptionFeatures(FeatureExtractor):
+    """FID Inception-v3 pool3 features (2,048-d) via torch-fidelity.
+
+    Images are mapped from ``value_range`` to 0..255 and rounded to uint8 (what the FID
+    network was defined on; torch-fidelity then resizes to 299² as TensorFlow 1 did); one
+    channel is repeated to three.
+    """
+
+    name = "inception"
+    dim = 2048
+
+    def __init__(self, value_range: tuple[float, float] = (0.0, 1.0), batch_size: int = 100,
+                 download: bool = True, weights: str | Path | None = None) -> None:
+        super().__init__(batch_size)
+        try:
+            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        except ImportError:
+            raise MetricError("inception features need torch-fidelity: pip install "
+                              "'ganlab[inception]' (or pip install torch-fidelity)") from None
+        path = Path(weights) if weights else inception_weights(download)
+        if not path.is_file():
+            raise WeightsMissingError(f"Inception weights file {path} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=True)  # refuses pickled code
+        del state
+        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                               feature_extractor_weights_path=str(path))
+        self.low, self.high = float(value_range[0]), float(value_range[1])
+
+    def embed(self, batch: Tensor) -> Tensor:
+        return self.net(to_inception_input(batch, (self.low, self.high)))[0]
+
+
+def to_inception_input(batch: Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> Tensor:
+    """Images in ``value_range`` as the uint8 RGB batch the FID network takes."""
+    if batch.ndim != 4 or batch.shape[1] not in (1, 3):
+        raise MetricError(f"inception features need images (n, 1 or 3, h, w), got shape "
+                          f"{tuple(batch.shape)}: use features=raw or classifier")
+    low, high = value_range
+    x = (batch.float() - low) * (255.0 / (high - low))
+    x = x.round_().clamp_(0, 255).to(torch.uint8)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+#: feature kinds for :func:`make_features`
+FEATURES = ("raw", "inception", "classifier")
+
+
+def make_features(name: str, **kwargs) -> FeatureExtractor:
+    """A feature extractor by name: ``raw``, ``inception`` or ``classifier``.
+
+    ``classifier`` takes ``datamodule`` and optionally ``cache_dir`` (see
+    :func:`ganlab.evaluation.classifier.load_classifier`); ``inception`` takes
+    ``value_range``, ``download``, ``weights``; all take ``batch_size``.
+    """
+    if name == "raw":
+        return RawFeatures(**kwargs)
+    if name == "inception":
+        return InceptionFeatures(**kwargs)
+    if name == "classifier":
+        from ganlab.evaluation.classifier import ClassifierFeatures
+
+        return ClassifierFeatures.for_datamodule(**kwargs)
+    raise unknown_choice("feature extractor", name, FEATURES)

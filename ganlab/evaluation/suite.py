@@ -1,0 +1,256 @@
+"""Which metrics a dataset gets, and scoring generator samples with them against real data.
+
+:class:`SampleScorer` is shared by the ``metrics`` callback and ``scripts/evaluate.py``: it
+builds the feature extractor once, embeds the reference data once (the first
+``n_reference`` rows of a split, the training split by default) and then scores any number of
+sample sets. Metric names (``METRICS``):
+
+========= ============================================== =====================================
+name      logged as                                      needs
+========= ============================================== =====================================
+fid       ``fid``                                        features (n > d samples)
+kid       ``kid``, ``kid_std``                           features
+pr        ``precision``, ``recall`` (k = 3)              features
+dc        ``density``, ``coverage`` (k = 5)              features
+score     ``cls_score``                                  ganlab's classifier (labelled images)
+classes   ``classes``, ``class_kl``                      ganlab's classifier (labelled images)
+modes     ``modes``, ``high_quality``, ``reverse_kl``    a mixture with ``centers`` and ``std``
+jsd       ``jsd``                                        1-D data
+========= ============================================== =====================================
+
+``auto`` picks per dataset (:func:`default_metrics`): labelled images (MNIST, Fashion-MNIST)
+-> classifier features with fid, kid, pr, score, classes; CIFAR-10 -> Inception fid, kid;
+ring/grid -> modes; gaussian1d -> jsd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganlab.evaluation.classes import class_coverage, classifier_score
+from ganlab.evaluation.divergence import jsd_1d
+from ganlab.evaluation.errors import MetricError, unknown_choice
+from ganlab.evaluation.features import FEATURES, FeatureExtractor, make_features
+from ganlab.evaluation.frechet import fid
+from ganlab.evaluation.kid import kid
+from ganlab.evaluation.manifold import manifold_metrics
+from ganlab.evaluation.modes import mode_coverage
+
+#: metric name -> the keys it produces
+METRICS: dict[str, tuple[str, ...]] = {
+    "fid": ("fid",),
+    "kid": ("kid", "kid_std"),
+    "pr": ("precision", "recall"),
+    "dc": ("density", "coverage"),
+    "score": ("cls_score",),
+    "classes": ("classes", "class_kl"),
+    "modes": ("modes", "high_quality", "reverse_kl"),
+    "jsd": ("jsd",),
+}
+FEATURE_METRICS = ("fid", "kid", "pr", "dc")
+CLASSIFIER_METRICS = ("score", "classes")
+#: samples scored by ``modes``, as PacGAN's protocol (Lin et al. 2018)
+MODE_SAMPLES = 2500
+
+
+def default_metrics(datamodule: Any) -> tuple[str, list[str]]:
+    """``(feature kind, metric names)`` that suit ``datamodule`` (see the module docs)."""
+    shape = tuple(datamodule.shape)
+    if hasattr(datamodule, "centers") and hasattr(datamodule, "std"):
+        return "raw", ["modes"]
+    if shape == (1,):
+        return "raw", ["jsd"]
+    if len(shape) == 3 and hasattr(datamodule, "labels"):
+        return "classifier", ["fid", "kid", "pr", "score", "classes"]
+    if len(shape) == 3 and shape[0] == 3:
+        return "inception", ["fid", "kid"]
+    return "raw", []
+
+
+def resolve(datamodule: Any, metrics: str | Sequence[str] = "auto", features: str = "auto"
+            ) -> tuple[str, list[str]]:
+    """Checked ``(feature kind, metric names)``; one-line :class:`MetricError` otherwise."""
+    auto_features, auto_metrics = default_metrics(datamodule)
+    names = auto_metrics if metrics == "auto" else [metrics] if isinstance(metrics, str) \
+        else list(metrics)
+    for name in names:
+        if name not in METRICS:
+            raise unknown_choice("metric", name, [*METRICS, "auto"])
+    kind = auto_features if features == "auto" else features
+    if kind not in FEATURES:
+        raise unknown_choice("feature extractor", kind, [*FEATURES, "auto"])
+    what = type(datamodule).__name__
+    for name in names:
+        if name == "modes" and not hasattr(datamodule, "centers"):
+            raise MetricError(f"metric 'modes' needs a Gaussian mixture with known centres "
+                              f"(data=ring or data=grid), not {what}")
+        if name == "jsd" and tuple(datamodule.shape) != (1,):
+            raise MetricError(f"metric 'jsd' is for 1-D data (data=gaussian1d), not {what} "
+                              f"of shape {tuple(datamodule.shape)}")
+        if name in CLASSIFIER_METRICS and not hasattr(datamodule, "labels"):
+            raise MetricError(f"metric {name!r} needs ganlab's classifier, which exists "
+                              f"for labelled images (mnist, fashion_mnist), not {what}")
+        if name in CLASSIFIER_METRICS and kind != "classifier":
+            raise MetricError(f"metric {name!r} reads ganlab's classifier: use "
+                              f"features=classifier (or auto), not {kind}")
+    return kind, names
+
+
+class SampleScorer:
+    """Scores sample sets against a reference split of ``datamodule`` (module docs).
+
+    Args:
+        datamodule: the run's data (set up on demand).
+        metrics: ``"auto"`` or a list of names of :data:`METRICS`.
+        features: ``"auto"``, ``"raw"``, ``"inception"`` or ``"classifier"``.
+        reference: the split the samples are compared with (``"train"``).
+        n_reference: its first rows used (None: all).
+        classifier_dir: where the classifier is cached (None: ``<data root>/classifiers``).
+        kid_subsets, kid_subset_size: KID's subsets (the size is capped at the set sizes).
+        inception_download: fetch missing Inception weights (fails fast offline).
+        seed: KID's subset draws.
+        feature_batch_size: images per feature batch (None: the extractor's default).
+        device: where the feature extractor runs (None: the CPU it is loaded on).
+    """
+
+    def __init__(self, datamodule: Any, metrics: str | Sequence[str] = "auto",
+                 features: str = "auto", reference: str = "train",
+                 n_reference: int | None = 10_000, classifier_dir: str | None = None,
+                 kid_subsets: int = 100, kid_subset_size: int = 1000,
+                 inception_download: bool = True, seed: int = 0,
+                 feature_batch_size: int | None = None,
+                 device: torch.device | str | None = None) -> None:
+        self.datamodule = datamodule
+        self.kind, self.names = resolve(datamodule, metrics, features)
+        self.reference, self.n_reference = reference, n_reference
+        self.classifier_dir = classifier_dir
+        self.kid_subsets, self.kid_subset_size = int(kid_subsets), int(kid_subset_size)
+        self.inception_download = inception_download
+        self.seed = int(seed)
+        self.feature_batch_size = feature_batch_size
+        self.device = device
+        self._extractor: FeatureExtractor | None = None
+        self._real: dict[str, Tensor] = {}
+
+    @property
+    def needs_extractor(self) -> bool:
+        return any(n in FEATURE_METRICS or n in CLASSIFIER_METRICS for n in self.names)
+
+    def extractor(self) -> FeatureExtractor:
+        """The feature extractor, built on first use (errors say how to get its weights)."""
+        if self._extractor is None:
+            kw: dict[str, Any] = {}
+            if self.feature_batch_size:
+                kw["batch_size"] = int(self.feature_batch_size)
+            if self.kind == "classifier":
+                kw.update(datamodule=self.datamodule, cache_dir=self.classifier_dir)
+            elif self.kind == "inception":
+                low, high = (-1.0, 1.0) if self.datamodule.output == "tanh" else (0.0, 1.0)
+                if self.datamodule.output == "linear":
+                    raise MetricError(f"inception features need pixels in [0, 1] or [-1, 1]; "
+                                      f"{type(self.datamodule).__name__} has data.output=linear")
+                kw.update(value_range=(low, high), download=self.inception_download)
+            self._extractor = make_features(self.kind, **kw)
+            if self.device is not None:
+                self._extractor.to(self.device)
+        return self._extractor
+
+    def reference_data(self) -> Tensor:
+        x = self.datamodule.split(self.reference)
+        return x if self.n_reference is None else x[: self.n_reference]
+
+    def _embed(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        ext = self.extractor()
+        if hasattr(ext, "features_and_probs"):
+            return ext.features_and_probs(x)
+        return ext.features(x), None
+
+    def _real_features(self) -> dict[str, Tensor]:
+        if not self._real:
+            feats, probs = self._embed(self.reference_data())
+            self._real = {"features": feats}
+            if probs is not None:
+                self._real["probs"] = probs
+        return self._real
+
+    def _groups(self, samples: Tensor) -> list[tuple[str, Callable[[], dict[str, float]]]]:
+        """(metric name, thunk) pairs; feature metrics share one embedding of the samples."""
+        cache: dict[str, Any] = {}
+
+        def fake() -> tuple[Tensor, Tensor | None]:
+            if "fake" not in cache:
+                cache["fake"] = self._embed(samples)
+            return cache["fake"]
+
+        def real() -> Tensor:
+            return self._real_features()["features"]
+
+        def manifold() -> dict[str, float]:
+            if "manifold" not in cache:
+                cache["manifold"] = manifold_metrics(real(), fake()[0])
+            return cache["manifold"]
+
+        def kid_values() -> dict[str, float]:
+            r, f = real(), fake()[0]
+            size = min(self.kid_subset_size, len(r), len(f))
+            mean, std = kid(r, f, subsets=self.kid_subsets, subset_size=size, seed=self.seed)
+            return {"kid": mean, "kid_std": std}
+
+        def classes() -> dict[str, float]:
+            probs = fake()[1]
+            ref = self.extractor().test_labels_histogram  # type: ignore[attr-defined]
+            labels = torch.repeat_interleave(torch.arange(len(ref)), ref.long())
+            return class_coverage(probs.argmax(1).cpu(), labels, num_classes=len(ref))
+
+        def modes() -> dict[str, float]:
+            dm = self.datamodule
+            return mode_coverage(samples[:MODE_SAMPLES].flatten(1).cpu(), dm.centers, dm.std)
+
+        def jsd() -> dict[str, float]:
+            dm = self.datamodule
+            x = samples.reshape(-1, 1).cpu()
+            if hasattr(dm, "log_density"):
+                return {"jsd": jsd_1d(dm.log_density, x, data_range=dm.value_range)}
+            return {"jsd": jsd_1d(dm.split("test").reshape(-1, 1), x)}
+
+        thunks: dict[str, Callable[[], dict[str, float]]] = {
+            "fid": lambda: {"fid": fid(real(), fake()[0])},
+            "kid": kid_values,
+            "pr": lambda: {k: manifold()[k] for k in ("precision", "recall")},
+            "dc": lambda: {k: manifold()[k] for k in ("density", "coverage")},
+            "score": lambda: {"cls_score": classifier_score(fake()[1])},
+            "classes": classes,
+            "modes": modes,
+            "jsd": jsd,
+        }
+        return [(name, thunks[name]) for name in self.names]
+
+    def score(self, samples: Tensor, errors: dict[str, str] | None = None) -> dict[str, float]:
+        """The metrics of ``samples`` (n, *shape).
+
+        With ``errors`` given, a metric that fails records its one-line message there under
+        its name and the others still run (a feature extractor that cannot be built is
+        recorded once, under ``"features"``); without, the first failure is raised.
+        """
+        out: dict[str, float] = {}
+        skip: set[str] = set()
+        if self.needs_extractor and errors is not None:
+            try:  # a missing classifier or weights file is one error, not one per metric
+                self._real_features()
+            except Exception as err:
+                errors["features"] = " ".join(str(err).split()) or type(err).__name__
+                skip = {*FEATURE_METRICS, *CLASSIFIER_METRICS}
+        for name, thunk in self._groups(samples):
+            if name in skip:
+                continue
+            try:
+                out.update({k: float(v) for k, v in thunk().items()})
+            except Exception as err:
+                if errors is None:
+                    raise
+                errors[name] = " ".join(str(err).split()) or type(err).__name__
+        return out

@@ -1,0 +1,102 @@
+"""The metrics callback: short runs on the toys log metrics/*, once, and survive failures."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+
+from conftest import compose
+from ganlab.callbacks.metrics import SampleMetrics
+from ganlab.evaluation import mode_coverage
+
+
+def _fit(tmp_path, callbacks, data="ring", max_epochs=2, extra=()):
+    cfg = compose([f"data={data}", "arch=mlp", "arch.generator.hidden=[16]",
+                   "arch.discriminator.hidden=[16]", "data.n_train=200", "data.n_val=100",
+                   "data.n_test=100", "noise.dim=4", *extra])
+    model, dm = instantiate(cfg.model), instantiate(cfg.data)
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, max_epochs=max_epochs,
+        default_root_dir=tmp_path, callbacks=callbacks,
+    )
+    trainer.fit(model, datamodule=dm)
+    return trainer, model, dm
+
+
+def test_config_node_builds_the_callback():
+    cfg = compose(["data=grid"])
+    cb = instantiate(cfg.callbacks.metrics)
+    assert isinstance(cb, SampleMetrics) and cb.metrics == "auto"
+    assert cb.scorer_kwargs["classifier_dir"].endswith("/classifiers")
+
+
+def test_grid_run_logs_mode_coverage_of_raw_and_averaged_generators(tmp_path):
+    cb = SampleMetrics(every_n_epochs=1, n_samples=600, seed=5)
+    trainer, model, dm = _fit(tmp_path, [cb], data="grid", extra=["average=ema"])
+    logged = trainer.callback_metrics
+    for key in ("modes", "high_quality", "reverse_kl"):
+        assert f"metrics/{key}" in logged and f"metrics/avg_{key}" in logged
+    # the logged numbers are what the public function gives on the same samples
+    direct = mode_coverage(model.sample(600, seed=5, averaged=False), dm.centers, dm.std)
+    assert float(logged["metrics/modes"]) == direct["modes"]
+    assert float(logged["metrics/high_quality"]) == pytest.approx(direct["high_quality"])
+    avg = mode_coverage(model.sample(600, seed=5, averaged=True), dm.centers, dm.std)
+    assert float(logged["metrics/avg_high_quality"]) == pytest.approx(avg["high_quality"])
+
+
+def test_gaussian1d_run_logs_the_jsd(tmp_path):
+    cb = SampleMetrics(every_n_epochs=0, n_samples=500)
+    trainer, _, _ = _fit(tmp_path, [cb], data="gaussian1d", max_epochs=1)
+    jsd = float(trainer.callback_metrics["metrics/jsd"])
+    assert 0.0 <= jsd <= torch.log(torch.tensor(2.0))
+
+
+def test_a_failing_metric_is_logged_once_and_training_goes_on(tmp_path, caplog):
+    # FID of 2 samples in 2-D cannot be computed; mode coverage still is, every epoch
+    cb = SampleMetrics(every_n_epochs=1, n_samples=2, metrics=["fid", "modes"],
+                       features="raw")
+    with caplog.at_level(logging.INFO, logger="ganlab.callbacks.metrics"):
+        trainer, _, _ = _fit(tmp_path, [cb], max_epochs=3)
+    assert trainer.current_epoch == 3  # finished
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "'fid' failed" in errors[0].getMessage()
+    assert "needs more samples than feature dimensions" in errors[0].getMessage()
+    scored = [r for r in caplog.records if "sample metrics (G)" in r.getMessage()]
+    assert len(scored) == 3
+    assert "metrics/modes" in trainer.callback_metrics
+    assert "metrics/fid" not in trainer.callback_metrics
+
+
+def test_missing_classifier_is_one_warning_naming_the_command(tmp_path, caplog, mnist_root):
+    cb = SampleMetrics(every_n_epochs=1, n_samples=200, n_reference=200,
+                       classifier_dir=str(tmp_path / "none"))
+    with caplog.at_level(logging.WARNING, logger="ganlab.callbacks.metrics"):
+        cfg = compose(["data=mnist", "arch=mlp", "arch.generator.hidden=[8]",
+                       "arch.discriminator.hidden=[8]", "noise.dim=4", f"data.root={mnist_root}"])
+        model, dm = instantiate(cfg.model), instantiate(cfg.data)
+        trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False,
+                             limit_val_batches=0, limit_train_batches=1, max_epochs=2,
+                             default_root_dir=tmp_path, callbacks=[cb])
+        trainer.fit(model, datamodule=dm)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "python scripts/train_classifier.py data=mnist" in warnings[0]
+    assert "fid, kid, pr, score, classes" in warnings[0]
+    assert trainer.current_epoch == 2
+
+
+def test_metrics_the_dataset_cannot_have_are_one_error_and_training_goes_on(tmp_path, caplog):
+    cb = SampleMetrics(every_n_epochs=1, n_samples=100, metrics=["jsd"], features="incep")
+    with caplog.at_level(logging.ERROR, logger="ganlab.callbacks.metrics"):
+        trainer, _, _ = _fit(tmp_path, [cb], max_epochs=2)
+    assert trainer.current_epoch == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "unknown metric" not in errors[0]
+    assert "feature extractor 'incep'" in errors[0] or "'jsd' is for 1-D data" in errors[0]
+    assert not [k for k in trainer.callback_metrics if k.startswith("metrics/")]
