@@ -139,7 +139,10 @@ def summarize(jobs: Sequence[Job], metric: str = METRIC) -> tuple[list[str], lis
         n = len(row.values)
         if n >= 2:
             row.mean = statistics.fmean(row.values)
-            row.se = statistics.stdev(row.values) / math.sqrt(n)
+            # a NaN/inf value (e.g. reverse KL with no high-quality sample) makes the mean
+            # NaN/inf; statistics.stdev cannot take it at all
+            finite = all(math.isfinite(v) for v in row.values)
+            row.se = statistics.stdev(row.values) / math.sqrt(n) if finite else math.nan
             row.se_over = "seeds"
         elif n == 1:
             row.mean = row.values[0]

@@ -12,8 +12,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from ganlab.cli import cli_errors
 from ganlab.evaluation.classifier import cache_path, save_classifier, train_classifier
-from ganlab.train import cli_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train_classifier")

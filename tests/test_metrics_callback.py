@@ -10,15 +10,15 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose
+from ganlab.build import build_datamodule, build_gan
 from ganlab.callbacks.metrics import SampleMetrics
 from ganlab.evaluation import mode_coverage
 
 
 def _fit(tmp_path, callbacks, data="ring", max_epochs=2, extra=()):
-    cfg = compose([f"data={data}", "arch=mlp", "arch.generator.hidden=[16]",
-                   "arch.discriminator.hidden=[16]", "data.n_train=200", "data.n_val=100",
+    cfg = compose(["debug=tiny", f"data={data}", "data.n_train=200", "data.n_val=100",
                    "data.n_test=100", "noise.dim=4", *extra])
-    model, dm = instantiate(cfg.model), instantiate(cfg.data)
+    model, dm = build_gan(cfg), build_datamodule(cfg)
     trainer = pl.Trainer(
         accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, max_epochs=max_epochs,
@@ -76,9 +76,8 @@ def test_missing_classifier_is_one_warning_naming_the_command(tmp_path, caplog, 
     cb = SampleMetrics(every_n_epochs=1, n_samples=200, n_reference=200,
                        classifier_dir=str(tmp_path / "none"))
     with caplog.at_level(logging.WARNING, logger="ganlab.callbacks.metrics"):
-        cfg = compose(["data=mnist", "arch=mlp", "arch.generator.hidden=[8]",
-                       "arch.discriminator.hidden=[8]", "noise.dim=4", f"data.root={mnist_root}"])
-        model, dm = instantiate(cfg.model), instantiate(cfg.data)
+        cfg = compose(["debug=tiny", "data=mnist", "noise.dim=4", f"data.root={mnist_root}"])
+        model, dm = build_gan(cfg), build_datamodule(cfg)
         trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False,
                              limit_val_batches=0, limit_train_batches=1, max_epochs=2,

@@ -187,3 +187,12 @@ def test_report_warns_when_parzen_sigma_is_at_the_edge_of_its_grid(tmp_path, cap
     assert "callbacks.parzen.sigma_start" in note
     assert report.main([str(root), "--metric", "parzen/avg_test_ll"]) == 0  # no such values
     assert "Warning:" not in capsys.readouterr().out
+
+
+def test_report_survives_a_metric_that_is_not_finite(tmp_path):
+    """Reverse KL is NaN when no sample is of high quality; the table shows it, no traceback."""
+    for num, seed in enumerate((0, 1)):
+        fake_job(tmp_path, num, [f"seed={seed}"],
+                 metrics={"parzen/test_ll": 1.0 + seed, "metrics/reverse_kl": math.nan})
+    keys, rows = report.summarize(report.find_jobs(tmp_path), "metrics/reverse_kl")
+    assert len(rows) == 1 and math.isnan(rows[0].mean) and math.isnan(rows[0].se)

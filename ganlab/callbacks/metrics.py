@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 
+from ganlab.callbacks._sampling import gather_samples
 from ganlab.callbacks.parzen import ParzenEvaluation
 from ganlab.evaluation.suite import CLASSIFIER_METRICS, FEATURE_METRICS, SampleScorer
 
@@ -61,15 +62,6 @@ class SampleMetrics(pl.Callback):
         self.reported: set[str] = set()  # errors already logged (once each)
         self._last_step = -1
 
-    def _gather_samples(self, trainer: pl.Trainer, module, averaged: bool) -> torch.Tensor:
-        world = trainer.world_size
-        per_rank = -(-self.n_samples // world)
-        local = module.sample(per_rank, seed=self.seed + 7919 * trainer.global_rank,
-                              averaged=averaged)
-        if world == 1:
-            return local
-        return module.all_gather(local).flatten(0, 1)[: self.n_samples]
-
     def _report(self, errors: dict[str, str]) -> None:
         """Log each failure once: a missing extractor as a warning, the rest as errors."""
         for name, message in errors.items():
@@ -88,7 +80,7 @@ class SampleMetrics(pl.Callback):
         self.scorer.names = [n for n in self.scorer.names if n not in errors]
 
     def _score(self, trainer: pl.Trainer, module, averaged: bool) -> dict[str, float]:
-        samples = self._gather_samples(trainer, module, averaged)
+        samples = gather_samples(trainer, module, self.n_samples, self.seed, averaged)
         values: dict[str, float] | None = None
         if trainer.is_global_zero:
             if self.scorer is None:
@@ -124,7 +116,9 @@ class SampleMetrics(pl.Callback):
         due = bool(n) and (trainer.current_epoch + 1) % n == 0
         if due or (self.at_end and ParzenEvaluation._is_last_epoch(trainer)):
             for key, value in self.run(trainer, module).items():
-                module.log(key, value, on_step=False, on_epoch=True)
+                # broadcast from rank 0, the same everywhere: "max" across ranks is exact
+                module.log(key, value, on_step=False, on_epoch=True, sync_dist=True,
+                           reduce_fx="max")
 
     def on_train_end(self, trainer: pl.Trainer, module) -> None:
         """Training stopped early: score the final generator, logged straight to the loggers

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from ganlab.callbacks._output import log_png, run_dir
+from ganlab.callbacks._sampling import gather_samples
 from ganlab.evaluation.protocol import (
     parzen_score,
     sigma_at_edge,
@@ -60,20 +61,6 @@ class ParzenEvaluation(pl.Callback):
         self.at_end = at_end
         self._last_step = -1
 
-    def _gather_samples(self, trainer: pl.Trainer, module, averaged: bool) -> torch.Tensor:
-        world = trainer.world_size
-        per_rank = -(-self.n_samples // world)
-        local = module.sample(per_rank, seed=self.seed + 7919 * trainer.global_rank,
-                              averaged=averaged)
-        if world == 1:
-            return local
-        # torch.distributed's own all_gather: Lightning's module.all_gather goes through the
-        # autograd-aware torch.distributed.nn.functional.all_gather, deprecated in torch 2.14
-        # (and samples need no gradient); every rank draws the same number of rows
-        parts = [torch.empty_like(local) for _ in range(world)]
-        torch.distributed.all_gather(parts, local.contiguous())
-        return torch.cat(parts)[: self.n_samples]
-
     def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
         """Score the current generator (and its average); returns the ``parzen/*`` values."""
         self._last_step = trainer.global_step
@@ -84,7 +71,7 @@ class ParzenEvaluation(pl.Callback):
 
     def _score(self, trainer: pl.Trainer, module, averaged: bool) -> dict[str, float]:
         epoch = trainer.current_epoch
-        samples = self._gather_samples(trainer, module, averaged)
+        samples = gather_samples(trainer, module, self.n_samples, self.seed, averaged)
         result = None
         if trainer.is_global_zero:
             result = parzen_score(
