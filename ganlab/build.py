@@ -15,6 +15,7 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 
 from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError
@@ -57,6 +58,7 @@ def build_gan(cfg: Config) -> GAN:
         schedule=_plain(cfg.get("schedule")),
         seed=cfg.seed,
         average=_plain(cfg.get("average")),
+        compile=bool(cfg.get("compile", False)),
         config=plain_config(cfg),
     )
 
@@ -81,6 +83,13 @@ def load_data(datamodule: GANDataModule) -> None:
 
 
 def build_callbacks(cfg: Config) -> list[pl.Callback]:
-    """Every callback configured under ``callbacks`` (a ``null`` entry switches one off)."""
-    return [instantiate(c) for c in (_as_config(cfg).get("callbacks") or {}).values()
-            if c is not None]
+    """Every callback configured under ``callbacks`` (a ``null`` entry switches one off).
+
+    A progress bar is left out when ``trainer.enable_progress_bar=false`` (Lightning refuses
+    one then), so that switch keeps working with the configured bar.
+    """
+    cfg = _as_config(cfg)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True) is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return callbacks

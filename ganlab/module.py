@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
@@ -23,15 +23,25 @@ UPDATES = ("alternating", "simultaneous")
 N_FIXED = 100
 
 
-def _grad_norm(params: Iterator[nn.Parameter], wanted: bool = True) -> Tensor | None:
-    """L2 norm of all gradients; ``None`` unless this step's values are logged (it costs a
-    pass over every gradient, docs/BENCHMARKS.md)."""
-    if not wanted:
-        return None
+def _grad_norm(params: Iterable[nn.Parameter]) -> Tensor:
+    """L2 norm of all gradients (computed on logged steps only: it costs a pass over every
+    gradient, docs/BENCHMARKS.md)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+class _Networks(NamedTuple):
+    """How a training step calls G and D: ``*_train`` where that network's gradient is
+    computed (and, under :mod:`ganlab.strategies`' DDP, all-reduced), ``*_fixed`` where it
+    only passes values or gradients through (G under ``no_grad`` in D's step, D frozen in G's
+    step). With ``compile=true`` each is compiled; on one device ``*_train`` is ``*_fixed``."""
+
+    g_train: nn.Module
+    d_train: nn.Module
+    g_fixed: nn.Module
+    d_fixed: nn.Module
 
 
 class GAN(pl.LightningModule):
@@ -58,6 +68,8 @@ class GAN(pl.LightningModule):
         average: ``{"kind": "none"|"uniform"|"ema", "decay", "start_epoch"}`` keeps an
             average of G's weights (:mod:`ganlab.averaging`), updated after every G step from
             ``start_epoch`` (0-based) on; samples and evaluation use it once it has started.
+        compile: ``torch.compile`` the training step's forward passes of G and D (sampling
+            and evaluation stay eager); docs/BENCHMARKS.md says what it buys.
     """
 
     def __init__(
@@ -73,6 +85,7 @@ class GAN(pl.LightningModule):
         seed: int = 0,
         config: dict[str, Any] | None = None,
         average: dict[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if int(k) < 1:
@@ -102,6 +115,10 @@ class GAN(pl.LightningModule):
                 self.average = None
             else:
                 self.generator_avg = make_average(generator, kind, decay)
+        self._average_start = int(self.average.get("start_epoch", 0)) if self.average else 0
+        self.compile_networks = bool(compile)
+        self._replicas: tuple[nn.Module, nn.Module] | None = None
+        self._nets: _Networks | None = None
         self.streams = RandomStreams(noise)
         # the noise that sample grids are drawn from, the same z at every epoch
         fixed = noise.draw(N_FIXED, torch.Generator().manual_seed(self.seed + 12345))
@@ -188,45 +205,87 @@ class GAN(pl.LightningModule):
             init(datamodule.split("train"))
 
     def on_fit_start(self) -> None:
-        if self.update == "simultaneous" and self.trainer.world_size > 1:
-            raise ValueError(
-                "update=simultaneous runs on one device only (DDP's gradient hooks need each "
-                "backward pass to reach both networks); use update=alternating with DDP"
-            )
+        self._nets = self._training_networks()
+        self._g_params = list(self.generator.parameters())
+        self._d_params = list(self.discriminator.parameters())
+        self._d_trainable = [p for p in self._d_params if p.requires_grad]
         self.streams.start_fit(self.seed, self.global_rank, self.device)
 
     def on_train_start(self) -> None:
         self.streams.start_training(self.global_rank, self.device)
 
+    def on_fit_end(self) -> None:
+        self._nets = None
+
+    # ----------------------------------------------------------- the networks trained
+    def use_replicas(self, generator: nn.Module | None, discriminator: nn.Module | None) -> None:
+        """Train through these wrappers of G and D (each its own ``DistributedDataParallel``,
+        :mod:`ganlab.strategies`), so each backward pass reduces its own network's gradients
+        only; ``None`` goes back to the bare networks. Not registered as submodules: the
+        state dict, and so every checkpoint, is the same with or without them."""
+        self._replicas = None if generator is None else (generator, discriminator)
+
+    def _training_networks(self) -> _Networks:
+        """The four ways a training step calls a network (see :class:`_Networks`)."""
+        replicas = getattr(self, "_replicas", None)
+        if self.trainer.world_size > 1 and replicas is None and self.update == "simultaneous":
+            raise ValueError(
+                f"update=simultaneous under {type(self.trainer.strategy).__name__} is not "
+                "supported (its two backward passes over one graph need each network in a "
+                "DDP wrapper of its own): use trainer=ddp (strategy gan_ddp), or "
+                "update=alternating"
+            )
+        g, d = self.generator, self.discriminator
+        g_train, d_train = replicas or (g, d)
+        if self.compile_networks:
+            g, d = torch.compile(g), torch.compile(d)
+            g_train = g if replicas is None else torch.compile(g_train)
+            d_train = d if replicas is None else torch.compile(d_train)
+        return _Networks(g_train=g_train, d_train=d_train, g_fixed=g, d_fixed=d)
+
+    # --------------------------------------------------------------- training steps
     def _d_step(self, real: Tensor, opt_d, sched_d) -> dict[str, Tensor]:
+        nets = self._nets
         with torch.no_grad():
-            fake = self.generator(self.noise.sample(len(real)))
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake)
-        loss_d = self.loss.discriminator(real_logits, fake_logits)
+            fake = nets.g_fixed(self.noise.sample(len(real)))
+        real_logits = nets.d_train(real)
+        fake_logits = nets.d_train(fake)
+        # the cost in float32 whatever the forward pass ran in (trainer.precision)
+        loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
-        grad_d = _grad_norm(self.discriminator.parameters(), self._logging)
+        stats = self._d_stats(loss_d, real_logits, fake_logits) if self._logging else {}
         opt_d.step()
         sched_d.step()
+        return stats
+
+    def _d_stats(self, loss_d: Tensor, real_logits: Tensor, fake_logits: Tensor) -> dict:
+        """D's loss, mean outputs and gradient norm: computed on logged steps only."""
         return {
             "loss_d": loss_d.detach(),
-            "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-            "grad_norm_d": grad_d,
+            "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
+            "grad_norm_d": _grad_norm(self._d_params),
         }
 
     def _g_step(self, n: int, opt_g, sched_g) -> dict[str, Tensor]:
-        self.toggle_optimizer(opt_g)  # D's parameters get no gradient from G's cost
-        fake_logits = self.discriminator(self.generator(self.noise.sample(n)))
-        loss_g = self.loss.generator(fake_logits)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss_g)
-        grad_g = _grad_norm(self.generator.parameters(), self._logging)
+        nets = self._nets
+        frozen = self._d_trainable
+        for p in frozen:  # D gets no gradient from G's cost (what toggle_optimizer does)
+            p.requires_grad_(False)
+        try:
+            fake_logits = nets.d_fixed(nets.g_train(self.noise.sample(n)))
+            loss_g = self.loss.generator(fake_logits.float())
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        stats = {"loss_g": loss_g.detach(), "grad_norm_g": _grad_norm(self._g_params)} if (
+            self._logging) else {}
         opt_g.step()
         sched_g.step()
-        self.untoggle_optimizer(opt_g)
-        return {"loss_g": loss_g.detach(), "grad_norm_g": grad_g}
+        return stats
 
     def _simultaneous_step(self, real: Tensor, opt_g, opt_d, sched_g, sched_d) -> dict:
         """Both updates from one forward pass, as the paper's code did.
@@ -234,56 +293,49 @@ class GAN(pl.LightningModule):
         ``inputs=`` keeps each cost's gradient to its own network (and saves autograd the
         work of differentiating J(D) through G).
         """
-        fake = self.generator(self.noise.sample(len(real)))
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake)
-        loss_d = self.loss.discriminator(real_logits, fake_logits)
-        loss_g = self.loss.generator(fake_logits)
+        nets = self._nets
+        fake = nets.g_train(self.noise.sample(len(real)))
+        real_logits = nets.d_train(real)
+        fake_logits = nets.d_train(fake)
+        loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
+        loss_g = self.loss.generator(fake_logits.float())
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d, inputs=list(self.discriminator.parameters()),
-                             retain_graph=True)
-        self.manual_backward(loss_g, inputs=list(self.generator.parameters()))
-        grad_d = _grad_norm(self.discriminator.parameters(), self._logging)
-        grad_g = _grad_norm(self.generator.parameters(), self._logging)
+        self.manual_backward(loss_d, inputs=self._d_params, retain_graph=True)
+        self.manual_backward(loss_g, inputs=self._g_params)
+        stats = {}
+        if self._logging:
+            stats = self._d_stats(loss_d, real_logits, fake_logits)
+            stats.update(loss_g=loss_g.detach(), grad_norm_g=_grad_norm(self._g_params))
         opt_d.step()
         opt_g.step()
         sched_d.step()
         sched_g.step()
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-            "grad_norm_d": grad_d,
-            "grad_norm_g": grad_g,
-        }
+        return stats
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         sched_g, sched_d = self.lr_schedulers()
-        chunks = [c for c in batch.tensor_split(self.k) if len(c)]
-        m = len(chunks[0])
         self._logging = logs_this_step(self._trainer)
         if self.update == "simultaneous":
+            m = len(batch)
             stats = self._simultaneous_step(batch, opt_g, opt_d, sched_g, sched_d)
         else:
+            chunks = [c for c in batch.tensor_split(self.k) if len(c)]
+            m = len(chunks[0])
             for real in chunks:
                 stats = self._d_step(real, opt_d, sched_d)
             stats.update(self._g_step(m, opt_g, sched_g))
-        if self.generator_avg is not None and self.current_epoch >= self.average.get(
-            "start_epoch", 0
-        ):
+        if self.generator_avg is not None and self.current_epoch >= self._average_start:
             self.generator_avg.update_parameters(self.generator)
         if self._logging:
             self._log_stats(stats, opt_g, opt_d, m)
 
     def _log_stats(self, stats: dict[str, Tensor], opt_g, opt_d, batch_size: int) -> None:
-        shown = {"loss_d", "loss_g"}
+        # not prog_bar=True: Lightning would copy such values to the host after every batch,
+        # logged or not; ganlab's ProgressBar shows the losses from the logged steps instead
         for key, value in stats.items():
-            if value is None:
-                continue
-            self.log(f"train/{key}", value, prog_bar=key in shown, batch_size=batch_size)
+            self.log(f"train/{key}", value, batch_size=batch_size)
         for name, opt in (("generator", opt_g), ("discriminator", opt_d)):
             self.log(f"lr/{name}", opt.param_groups[0]["lr"], batch_size=batch_size)
 
