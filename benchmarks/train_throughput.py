@@ -40,6 +40,7 @@ from ganlab.build import build_callbacks, build_gan
 from ganlab.config import compose
 from ganlab.data.base import GANDataModule
 from ganlab.precision import autocast_dtype
+from ganlab.run_files import ReportProgress
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def ganlab_run(cfg: DictConfig, steps: int, warmup: int) -> tuple[float, float, 
     trainer = instantiate(
         cfg.trainer, max_steps=(cfg.k + 1) * (steps + warmup), max_epochs=-1,
         logger=pl.loggers.CSVLogger(tempfile.mkdtemp(prefix="ganlab_bench_")),
-        enable_model_summary=False, callbacks=[timer, *build_callbacks(cfg)],
+        enable_model_summary=False, callbacks=[timer, *build_callbacks(cfg), ReportProgress()],
     )
     trainer.fit(model, datamodule=dm)
     elapsed = timer.t1 - timer.t0
