@@ -18,21 +18,21 @@ from ganlab.noise import NoisePrior
 class RandomStreams:
     """Capture and restore the random state of :class:`~ganlab.module.GAN` training."""
 
-    def __init__(self, noise: NoisePrior) -> None:
-        self.noise = noise
+    def __init__(self) -> None:
         self._pending_noise: dict | None = None          # rank 0's stream (older checkpoints)
         self._pending_ranks: list[dict[str, Any]] | None = None
 
-    def state(self, device: torch.device) -> dict[str, Any]:
+    def state(self, noise: NoisePrior, device: torch.device) -> dict[str, Any]:
         """This process's streams: the noise prior's and torch's global ones."""
-        state: dict[str, Any] = {"noise": self.noise.state_dict(), "torch": torch.get_rng_state()}
+        state: dict[str, Any] = {"noise": noise.state_dict(), "torch": torch.get_rng_state()}
         if device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state(device)
         return state
 
-    def gather(self, trainer: pl.Trainer | None, device: torch.device) -> list[dict[str, Any]]:
+    def gather(self, noise: NoisePrior, trainer: pl.Trainer | None,
+               device: torch.device) -> list[dict[str, Any]]:
         """Every rank's :meth:`state`, in rank order (Lightning writes rank 0's file)."""
-        state = self.state(device)
+        state = self.state(noise, device)
         if (trainer is None or trainer.world_size <= 1
                 or not torch.distributed.is_available() or not torch.distributed.is_initialized()):
             return [state]
@@ -40,11 +40,11 @@ class RandomStreams:
         torch.distributed.all_gather_object(states, state)
         return states
 
-    def save(self, ganlab_entry: dict[str, Any], trainer: pl.Trainer | None,
-             device: torch.device) -> None:
+    def save(self, ganlab_entry: dict[str, Any], noise: NoisePrior,
+             trainer: pl.Trainer | None, device: torch.device) -> None:
         """``"noise"`` (rank 0's stream, for older readers) and ``"rng"`` (one per rank)."""
-        ganlab_entry["noise"] = self.noise.state_dict()
-        ganlab_entry["rng"] = self.gather(trainer, device)
+        ganlab_entry["noise"] = noise.state_dict()
+        ganlab_entry["rng"] = self.gather(noise, trainer, device)
 
     def load(self, ganlab_entry: dict[str, Any]) -> None:
         """Keep a checkpoint's streams until training starts (see :meth:`start_fit`)."""
@@ -55,13 +55,13 @@ class RandomStreams:
         states = self._pending_ranks
         return states[rank] if states and rank < len(states) else None
 
-    def start_fit(self, seed: int, rank: int, device: torch.device) -> None:
+    def start_fit(self, noise: NoisePrior, seed: int, rank: int, device: torch.device) -> None:
         """Seed this rank's noise stream, or put back the one a checkpoint saved."""
-        self.noise.seed(seed, rank, device)
+        noise.seed(seed, rank, device)
         mine = self._mine(rank)
-        noise = mine.get("noise") if mine is not None else self._pending_noise
-        if noise and (mine is not None or rank == 0):
-            self.noise.load_state_dict(noise, device)
+        saved = mine.get("noise") if mine is not None else self._pending_noise
+        if saved and (mine is not None or rank == 0):
+            noise.load_state_dict(saved, device)
         self._pending_noise = None
 
     def start_training(self, rank: int, device: torch.device) -> None:
