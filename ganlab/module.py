@@ -120,7 +120,7 @@ class GAN(pl.LightningModule):
         self._replicas: tuple[nn.Module, nn.Module] | None = None
         self._nets: _Networks | None = None
         self._plain_backward = self._plain_step = False
-        self.streams = RandomStreams(noise)
+        self.streams = RandomStreams()
         # the noise that sample grids are drawn from, the same z at every epoch
         fixed = noise.draw(N_FIXED, torch.Generator().manual_seed(self.seed + 12345))
         self.register_buffer("fixed_z", fixed)
@@ -212,7 +212,7 @@ class GAN(pl.LightningModule):
         self._d_trainable = [p for p in self._d_params if p.requires_grad]
         self._plain_backward = backward_is_plain(self.trainer, self)
         self._plain_step = step_is_plain(self.trainer, self)
-        self.streams.start_fit(self.seed, self.global_rank, self.device)
+        self.streams.start_fit(self.noise, self.seed, self.global_rank, self.device)
 
     def on_train_start(self) -> None:
         self.streams.start_training(self.global_rank, self.device)
@@ -362,7 +362,7 @@ class GAN(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the config and every rank's random streams, as plain containers and tensors."""
         entry: dict[str, Any] = {"config": self.config}
-        self.streams.save(entry, self._trainer, self.device)
+        self.streams.save(entry, self.noise, self._trainer, self.device)
         checkpoint["ganlab"] = entry
 
     def complete_average(self, state_dict: dict[str, Tensor]) -> None:
