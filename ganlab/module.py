@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 
 from ganlab.averaging import PREFIX, check_average, make_average
 from ganlab.callbacks.momentum import MomentumRamp
+from ganlab.compiling import check_update as check_compile_update
 from ganlab.lightning_compat import backward_is_plain, logs_this_step, optimizer_step, step_is_plain
 from ganlab.losses import GANLoss
 from ganlab.noise import NoisePrior
@@ -69,7 +70,8 @@ class GAN(pl.LightningModule):
             average of G's weights (:mod:`ganlab.averaging`), updated after every G step from
             ``start_epoch`` (0-based) on; samples and evaluation use it once it has started.
         compile: ``torch.compile`` the training step's forward passes of G and D (sampling
-            and evaluation stay eager); docs/BENCHMARKS.md says what it buys.
+            and evaluation stay eager); docs/BENCHMARKS.md says what it buys. Alternating
+            update only (:func:`ganlab.compiling.check_update`).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class GAN(pl.LightningModule):
             raise ValueError(f"update={update!r} is not one of {UPDATES}")
         if update == "simultaneous" and int(k) != 1:
             raise ValueError(f"update=simultaneous needs k=1, got k={k}; use update=alternating")
+        check_compile_update(bool(compile), update)
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -284,8 +287,14 @@ class GAN(pl.LightningModule):
             "loss_d": loss_d.detach(),
             "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
-            "grad_norm_d": _grad_norm(self._d_params),
+            "grad_norm_d": _grad_norm(self._d_params) / self._loss_scale(),
         }
+
+    def _loss_scale(self) -> float:
+        """The factor ``16-mixed``'s loss scaler put into the gradients (else 1); read on
+        logged steps only (it waits for the device)."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return 1.0 if scaler is None else float(scaler.get_scale())
 
     def _g_step(self, n: int, opt_g, sched_g) -> dict[str, Tensor]:
         nets = self._nets
@@ -300,7 +309,8 @@ class GAN(pl.LightningModule):
         finally:
             for p in frozen:
                 p.requires_grad_(True)
-        stats = {"loss_g": loss_g.detach(), "grad_norm_g": _grad_norm(self._g_params)} if (
+        stats = {"loss_g": loss_g.detach(),
+                 "grad_norm_g": _grad_norm(self._g_params) / self._loss_scale()} if (
             self._logging) else {}
         self._step(opt_g)
         sched_g.step()
@@ -325,7 +335,8 @@ class GAN(pl.LightningModule):
         stats = {}
         if self._logging:
             stats = self._d_stats(loss_d, real_logits, fake_logits)
-            stats.update(loss_g=loss_g.detach(), grad_norm_g=_grad_norm(self._g_params))
+            stats.update(loss_g=loss_g.detach(),
+                         grad_norm_g=_grad_norm(self._g_params) / self._loss_scale())
         self._step(opt_d)
         self._step(opt_g)
         sched_d.step()

@@ -31,7 +31,7 @@ def autocast_dtype(precision: Any) -> torch.dtype | None:
     return AUTOCAST.get(str(precision if precision is not None else "32-true"))
 
 
-def _device_type(accelerator: Any) -> str:
+def device_type(accelerator: Any) -> str:
     """``cpu``, ``cuda`` or ``mps`` for a ``trainer.accelerator`` value (``auto`` resolved)."""
     name = str(accelerator or "auto").lower()
     if name in ("gpu", "cuda"):
@@ -55,7 +55,7 @@ def check_precision(precision: Any, accelerator: Any = "auto") -> None:
             f"trainer.precision={precision!r} is not supported by ganlab: use {ALLOWED} "
             "(the noise, data and weight averages are float32)"
         )
-    device = _device_type(accelerator)
+    device = device_type(accelerator)
     if value == "16-mixed" and device != "cuda":
         raise ConfigError(
             f"trainer.precision=16-mixed needs a CUDA GPU (trainer.accelerator={accelerator} "

@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab import compiling, precision
 from ganlab.averaging import check_average
 from ganlab.errors import ConfigError
 from ganlab.module import UPDATES
@@ -201,6 +202,8 @@ def validate_config(cfg: DictConfig) -> None:
     _check_schedule(cfg)
     _check_average(cfg)
     _check_shapes(cfg)
+    precision.check_config(cfg)
+    compiling.check_config(cfg)  # last: with compile=true it compiles a probe (seconds)
 
 
 def min_free_mb(cfg: DictConfig | None = None) -> float:

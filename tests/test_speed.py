@@ -21,7 +21,11 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from conftest import compose
+from ganlab.build import build_datamodule, build_gan
+from ganlab.errors import ConfigError
+from ganlab.module import GAN
 from ganlab.train import train
+from ganlab.validate import validate_config
 
 #: tensor methods that copy a value to the host, and so wait for the device
 SYNCING = ("item", "__float__", "__int__", "__bool__", "__index__", "cpu", "tolist", "numpy")
@@ -170,3 +174,180 @@ def test_the_sync_count_sees_syncs(tmp_path, what, overrides):
     with counting_syncs(cfg, first=55, last=95) as (counter, _):
         train(cfg)
     assert sum(counter.calls.values()) >= 40, (what, dict(counter.calls))
+
+
+# ------------------------------------------- Lightning's wrappers skipped only when idle
+
+def tiny(*overrides: str) -> tuple[GAN, pl.LightningDataModule]:
+    cfg = compose(["debug=tiny", "data=ring", "data.n_train=600", "data.batch_size=20",
+                   "noise.dim=4", "arch.discriminator.hidden_dropout=0.2", "seed=3",
+                   *overrides])
+    pl.seed_everything(3)
+    return build_gan(cfg), build_datamodule(cfg)
+
+
+def fit(model: GAN, data, steps: int = 12, **kwargs) -> pl.Trainer:
+    kwargs.setdefault("log_every_n_steps", 5)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=(model.k + 1) * steps, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, **kwargs)
+    trainer.fit(model, datamodule=data)
+    return trainer
+
+
+class Listener(pl.Callback):
+    """Listens to the hooks that ganlab's direct backward and step would skip."""
+
+    def __init__(self) -> None:
+        self.backward = self.steps = 0
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.backward += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.steps += 1
+
+
+@pytest.mark.parametrize("update", ["alternating", "simultaneous"])
+def test_direct_backward_and_step_train_exactly_like_lightnings_path(update):
+    """Without listeners ganlab calls autograd and the optimizer itself; with one, it goes
+    through ``manual_backward`` and ``LightningOptimizer.step``: the same weights, bit for
+    bit (dropout included), and the same step count."""
+    direct, data = tiny(f"update={update}")
+    trainer = fit(direct, data)
+    assert direct._plain_backward and direct._plain_step
+
+    wrapped, data = tiny(f"update={update}")
+    listener = Listener()
+    wrapped_trainer = fit(wrapped, data, callbacks=[listener])
+    assert not wrapped._plain_backward and not wrapped._plain_step
+    assert listener.backward == listener.steps == 24  # 2 per training step, all heard
+
+    assert trainer.global_step == wrapped_trainer.global_step == 24
+    for name, value in wrapped.state_dict().items():
+        assert torch.equal(direct.state_dict()[name], value), name
+
+
+# ------------------------------------------------------------------------ mixed precision
+
+class Dtypes:
+    """Wraps the game's costs to record the dtypes of the logits and of the losses."""
+
+    def __init__(self, model: GAN) -> None:
+        self.logits: set[torch.dtype] = set()
+        self.losses: set[torch.dtype] = set()
+        self.values: list[float] = []
+        for name in ("discriminator", "generator"):
+            setattr(model.loss, name, self._spy(getattr(model.loss, name)))
+
+    def _spy(self, cost):
+        def spied(*logits):
+            out = cost(*logits)
+            self.logits.update(t.dtype for t in logits)
+            self.losses.add(out.dtype)
+            self.values.append(out.detach().float().item())
+            return out
+
+        return spied
+
+
+class ForwardDtypes(pl.Callback):
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.seen: set[torch.dtype] = set()
+        pl_module.discriminator.register_forward_hook(
+            lambda mod, args, out: self.seen.add(out.dtype))
+
+
+@pytest.mark.parametrize("accelerator, precision, low", [
+    ("cpu", "bf16-mixed", torch.bfloat16),
+    pytest.param("gpu", "bf16-mixed", torch.bfloat16, marks=pytest.mark.skipif(
+        not torch.cuda.is_available() or not torch.cuda.is_bf16_supported(),
+        reason="needs a CUDA GPU with bfloat16")),
+    pytest.param("gpu", "16-mixed", torch.float16, marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU")),
+])
+def test_mixed_precision_runs_the_networks_low_and_the_losses_in_float32(
+    accelerator, precision, low
+):
+    """Forward passes in autocast's dtype, every cost computed in float32 from the logits,
+    weights kept in float32; the first losses agree with a float32 run to bf16 precision."""
+    reference, data = tiny("arch.discriminator.hidden_dropout=0")
+    seen32 = Dtypes(reference)
+    pl.Trainer(accelerator=accelerator, max_steps=2, logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False).fit(reference,
+                                                                          datamodule=data)
+    model, data = tiny("arch.discriminator.hidden_dropout=0")
+    seen, forward = Dtypes(model), ForwardDtypes()
+    trainer = pl.Trainer(accelerator=accelerator, precision=precision, max_steps=20,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[forward])
+    validate_config(compose(["data=ring", f"trainer.accelerator={accelerator}",
+                             f"trainer.precision={precision}"]))
+    trainer.fit(model, datamodule=data)
+    assert forward.seen == {low}
+    assert seen.logits == {torch.float32}  # cast up before the cost ...
+    assert seen.losses == {torch.float32}  # ... which is float32
+    assert seen32.losses == {torch.float32}
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    assert all(v == v and abs(v) < 1e3 for v in seen.values)  # finite, sane
+    # the first D and G costs, from identical weights and data: equal to bf16 rounding
+    torch.testing.assert_close(torch.tensor(seen.values[:2]), torch.tensor(seen32.values[:2]),
+                               rtol=2e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize("overrides, option", [
+    (["trainer.accelerator=cpu", "trainer.precision=16-mixed"], "trainer.precision=16-mixed"),
+    (["trainer.precision=64-true"], "trainer.precision='64-true'"),
+    (["trainer.precision=bf16-true"], "trainer.precision='bf16-true'"),
+    (["compile=maybe"], "compile='maybe'"),
+    (["compile=true", "update=simultaneous"], "compile=true works with update=alternating"),
+])
+def test_settings_the_setup_cannot_run_fail_in_one_line(overrides, option):
+    with pytest.raises(ConfigError) as err:
+        validate_config(compose(["data=ring", *overrides]))
+    message = str(err.value)
+    assert option in message and "\n" not in message, message
+
+
+# --------------------------------------------------------------------------------- compile
+
+def test_compile_that_cannot_work_here_fails_in_one_line(monkeypatch):
+    def broken(fn, *args, **kwargs):
+        raise RuntimeError("InductorError: CppCompileError: no C++ compiler\nmore details")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(ConfigError) as err:
+        validate_config(compose(["data=ring", "compile=true", "trainer.accelerator=cpu"]))
+    message = str(err.value)
+    assert message.startswith("compile=true: torch.compile does not work") and (
+        "CppCompileError" in message and "compile=false" in message and "\n" not in message)
+
+
+class Losses(pl.Callback):
+    """The logged losses of every step, and what the step called as D."""
+
+    def __init__(self) -> None:
+        self.values: list[tuple[float, float]] = []
+        self.d_kinds: set[str] = set()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        logged = trainer.callback_metrics
+        self.values.append((float(logged["train/loss_d"]), float(logged["train/loss_g"])))
+        self.d_kinds.add(type(pl_module._nets.d_train).__name__)
+
+
+@pytest.mark.slow
+def test_compiled_networks_train_to_the_same_losses_as_eager():
+    """``compile=true``: the same losses, step by step, as eager (no dropout: compiled code
+    draws its own random masks). The platform probe of ``validate_config`` passes here."""
+    validate_config(compose(["data=ring", "compile=true", "trainer.accelerator=cpu"]))
+    runs = {}
+    for compiled in (False, True):
+        model, data = tiny("k=2", "arch.discriminator.hidden_dropout=0",
+                           f"compile={str(compiled).lower()}")
+        losses = Losses()
+        fit(model, data, steps=6, callbacks=[losses], log_every_n_steps=1)
+        runs[compiled] = torch.tensor(losses.values)
+        assert losses.d_kinds == ({"OptimizedModule"} if compiled else {"MLPDiscriminator"})
+    assert runs[True].shape == (6, 2)
+    torch.testing.assert_close(runs[True], runs[False], rtol=1e-4, atol=1e-5)
