@@ -22,6 +22,7 @@ from omegaconf import DictConfig, open_dict
 
 from conftest import compose
 from ganlab.build import build_datamodule, build_gan
+from ganlab.callbacks import ProgressBar
 from ganlab.errors import ConfigError
 from ganlab.module import GAN
 from ganlab.train import train
@@ -351,3 +352,42 @@ def test_compiled_networks_train_to_the_same_losses_as_eager():
         assert losses.d_kinds == ({"OptimizedModule"} if compiled else {"MLPDiscriminator"})
     assert runs[True].shape == (6, 2)
     torch.testing.assert_close(runs[True], runs[False], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- progress bar
+
+class CountingBar(ProgressBar):
+    """ganlab's bar, counting its redraws and the values it was given per training batch."""
+
+    def init_train_tqdm(self):
+        bar = super().init_train_tqdm()
+        self.draws, self.postfixes = 0, []
+        refresh, set_postfix = bar.refresh, bar.set_postfix
+
+        def counted_refresh(*args, **kwargs):
+            self.draws += 1
+            return refresh(*args, **kwargs)
+
+        def counted_postfix(ordered_dict=None, refresh=True, **kwargs):
+            self.postfixes.append(dict(ordered_dict or {}))
+            return set_postfix(ordered_dict, refresh=refresh, **kwargs)
+
+        bar.refresh, bar.set_postfix = counted_refresh, counted_postfix
+        return bar
+
+
+def test_progress_bar_shows_logged_losses_and_redraws_on_logged_steps_only(tmp_path):
+    """With a long clock, the bar is redrawn on logged steps, the first and the last batch of
+    the epoch, and shows the losses logged on those steps."""
+    model, data = tiny("arch.discriminator.hidden_dropout=0")  # 30 batches of 20 an epoch
+    bar = CountingBar(refresh_seconds=3600)
+    pl.Trainer(accelerator="cpu", max_epochs=1, log_every_n_steps=5, callbacks=[bar],
+               logger=pl.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
+               enable_model_summary=False).fit(model, datamodule=data)
+    # values on the 6 logged batches (5, 10, ..., 30) and at the epoch's end
+    logged = [p for p in bar.postfixes if "train/loss_d" in p]
+    assert len(logged) == 7, bar.postfixes
+    assert all(isinstance(p["train/loss_g"], float) for p in logged)
+    # redrawn for batch 1 and the 6 logged ones, plus tqdm's own redraws when Lightning
+    # resets, updates and closes the bar around the epoch: not after each of the 30 batches
+    assert 7 <= bar.draws <= 10, bar.draws
