@@ -1,6 +1,7 @@
 """DDP steps/s and gradient bytes all-reduced per step: ganlab's strategy against Lightning's.
 
-Two CPU processes (gloo, ``spawn``) train the same GAN on random in-memory data, alternately
+Two CPU processes (gloo, ``spawn``; ``--accelerator gpu --devices N``: N GPUs, NCCL) train
+the same GAN on random in-memory data, alternately
 with ``strategy=ddp_spawn_find_unused_parameters_true`` (Lightning's DDP: one wrapper around
 the whole module, what ``trainer=ddp`` used before) and ``strategy=gan_ddp_spawn``
 (:mod:`ganlab.strategies`: G and D wrapped separately), ``--repeat`` times each. Rank 0 times
@@ -76,13 +77,14 @@ class Probe(pl.Callback):
                 }))
 
 
-def ddp_run(cfg, strategy: str, steps: int, warmup: int) -> dict[str, float]:
+def ddp_run(cfg, strategy: str, steps: int, warmup: int, accelerator: str = "cpu",
+            devices: int = 2) -> dict[str, float]:
     model = tt.build_gan(cfg)
     dm = tt.RandomData(tt.data_size(cfg, 2 * (steps + warmup)), batch_size=cfg.data.batch_size,
                        batches_per_step=cfg.k, shape=cfg.data.shape, output=cfg.data.output)
     out = tempfile.mktemp(prefix="ganlab_ddp_bench_", suffix=".json")
     trainer = pl.Trainer(
-        accelerator="cpu", devices=2, strategy=strategy,
+        accelerator=accelerator, devices=devices, strategy=strategy,
         max_steps=(cfg.k + 1) * (steps + warmup), max_epochs=-1, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         callbacks=[Probe(warmup, steps, out)],
@@ -97,16 +99,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--devices", type=int, default=2)
     args = parser.parse_args()
-    print(f"machine: {tt.machine(torch.device('cpu'))}; 2 processes, gloo")
+    gpu = args.accelerator in ("gpu", "cuda")
+    device = torch.device("cuda" if gpu else "cpu")
+    print(f"machine: {tt.machine(device)}; {args.devices} processes, "
+          f"{'nccl' if gpu else 'gloo'}")
     for name in args.models:
-        cfg = tt.model_config(name, "cpu", ["update=alternating"])
+        cfg = tt.model_config(name, args.accelerator, ["update=alternating"])
         print(f"{name}: batch={cfg.data.batch_size} per process, k={cfg.k}, alternating, "
               f"steps={args.steps}")
         results: dict[str, list[dict[str, float]]] = {key: [] for key in STRATEGIES}
         for _ in range(args.repeat):
             for key, strategy in STRATEGIES.items():
-                results[key].append(ddp_run(cfg, strategy, args.steps, args.warmup))
+                results[key].append(ddp_run(cfg, strategy, args.steps, args.warmup,
+                                            args.accelerator, args.devices))
         best = {}
         for key, runs in results.items():
             rates = [r["steps_per_s"] for r in runs]
