@@ -134,7 +134,8 @@ def ganlab_run(cfg: DictConfig, steps: int, warmup: int) -> tuple[float, float, 
 
 
 def plain_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> float:
-    """The loop a researcher would write by hand: same networks, optimisers and update."""
+    """The loop a researcher would write by hand: same networks, optimisers, update and
+    generator average (ganlab's in-place one); no logging, schedules or callbacks."""
     model = build_gan(cfg).to(device)
     G, D, loss, k = model.generator, model.discriminator, model.loss, int(cfg.k)
     if cfg.get("compile"):
@@ -146,6 +147,7 @@ def plain_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) ->
     x = torch.rand(50_000, *cfg.data.shape, generator=torch.Generator().manual_seed(0)).to(device)
     gen = torch.Generator(device=device).manual_seed(0)
     d_params, g_params = list(D.parameters()), list(G.parameters())
+    avg = model.generator_avg  # the average the config keeps (paper_mnist: uniform), or None
     dtype = autocast_dtype(str(cfg.trainer.get("precision") or "32-true"))
     cast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
     root3 = math.sqrt(3)
@@ -170,6 +172,8 @@ def plain_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) ->
                 p.grad = g
             opt_d.step()
             opt_g.step()
+            if avg is not None:
+                avg.update_parameters(model.generator)
             return
         for _ in range(k):
             real = x[torch.randint(0, len(x), (m,), device=device)]
@@ -191,6 +195,8 @@ def plain_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) ->
         opt_g.step()
         for p in d_params:
             p.requires_grad_(True)
+        if avg is not None:
+            avg.update_parameters(model.generator)
 
     for _ in range(warmup):
         step()
