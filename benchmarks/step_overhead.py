@@ -8,6 +8,7 @@ function it was spent in. Each wrapped call costs ~0.3 us itself (booked to its 
 
     python benchmarks/step_overhead.py                 # the 2-D toy, 2000 steps
     python benchmarks/step_overhead.py --model paper_mnist --steps 200
+    python benchmarks/step_overhead.py --set steps_per_batch=8
 
 Rows marked ``compute`` are work the plain loop does too (forward, backward, the torch
 optimizer, noise); the others are what ganlab and Lightning add.
@@ -160,10 +161,11 @@ def main() -> None:
 
     spans = Spans()
     instrument(spans)
-    probe = Instrumented(spans, args.warmup)
+    per_batch = int(cfg.get("steps_per_batch", 1))
+    probe = Instrumented(spans, args.warmup // per_batch)
     model = tt.build_gan(cfg)
     dm = tt.RandomData(tt.data_size(cfg, args.steps + args.warmup),
-                       batch_size=cfg.data.batch_size, batches_per_step=cfg.k,
+                       batch_size=cfg.data.batch_size, batches_per_step=cfg.k * per_batch,
                        shape=cfg.data.shape, output=cfg.data.output)
     trainer = tt.instantiate(
         cfg.trainer, max_steps=(cfg.k + 1) * (args.steps + args.warmup), max_epochs=-1,
@@ -173,7 +175,7 @@ def main() -> None:
     )
     trainer.fit(model, datamodule=dm)
     spans.on = False
-    n = probe.steps
+    n = probe.steps * per_batch  # training steps (steps_per_batch of them per batch)
     total = 1e6 * (probe.t1 - probe.t0) / n
     plain_us = 1e6 / plain
     print(f"{args.model}: {n} steps, ganlab {total:.0f} us/step, plain loop {plain_us:.0f} us/step "

@@ -118,11 +118,17 @@ def data_size(cfg: DictConfig, steps: int) -> int:
 
 
 def ganlab_run(cfg: DictConfig, steps: int, warmup: int) -> tuple[float, float, list[float]]:
-    """ganlab as a run trains: the config's trainer settings and per-step callbacks."""
+    """ganlab as a run trains: the config's trainer settings and per-step callbacks.
+
+    With ``steps_per_batch`` S > 1 the timer counts batches of S steps.
+    """
     model = build_gan(cfg)
+    per_batch = int(cfg.get("steps_per_batch", 1))
     dm = RandomData(data_size(cfg, steps + warmup), batch_size=cfg.data.batch_size,
-                    batches_per_step=cfg.k, shape=cfg.data.shape, output=cfg.data.output)
-    timer = Timer(warmup, steps, cuda=cfg.trainer.accelerator in ("gpu", "cuda"))
+                    batches_per_step=cfg.k * per_batch, shape=cfg.data.shape,
+                    output=cfg.data.output)
+    timer = Timer(warmup // per_batch, steps // per_batch,
+                  cuda=cfg.trainer.accelerator in ("gpu", "cuda"))
     trainer = instantiate(
         cfg.trainer, max_steps=(cfg.k + 1) * (steps + warmup), max_epochs=-1,
         logger=pl.loggers.CSVLogger(tempfile.mkdtemp(prefix="ganlab_bench_")),
@@ -130,7 +136,7 @@ def ganlab_run(cfg: DictConfig, steps: int, warmup: int) -> tuple[float, float, 
     )
     trainer.fit(model, datamodule=dm)
     elapsed = timer.t1 - timer.t0
-    return timer.n / elapsed, timer.outside / elapsed, timer.rss
+    return timer.n * per_batch / elapsed, timer.outside / elapsed, timer.rss
 
 
 def plain_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> float:

@@ -59,14 +59,17 @@ def build_gan(cfg: Config) -> GAN:
         seed=cfg.seed,
         average=_plain(cfg.get("average")),
         compile=bool(cfg.get("compile", False)),
+        steps_per_batch=int(cfg.get("steps_per_batch", 1)),
         config=plain_config(cfg),
     )
 
 
 def build_datamodule(cfg: Config) -> GANDataModule:
-    """The datamodule, drawing ``k`` minibatches per step in an order seeded by ``seed``."""
+    """The datamodule, drawing ``k`` minibatches per training step (``steps_per_batch``
+    steps per batch) in an order seeded by ``seed``."""
     cfg = _as_config(cfg)
-    return instantiate(cfg.data, batches_per_step=int(cfg.k), shuffle_seed=int(cfg.seed))
+    per_batch = int(cfg.k) * int(cfg.get("steps_per_batch", 1))
+    return instantiate(cfg.data, batches_per_step=per_batch, shuffle_seed=int(cfg.seed))
 
 
 def load_data(datamodule: GANDataModule) -> None:

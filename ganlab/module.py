@@ -72,6 +72,11 @@ class GAN(pl.LightningModule):
         compile: ``torch.compile`` the training step's forward passes of G and D (sampling
             and evaluation stay eager); docs/BENCHMARKS.md says what it buys. Alternating
             update only (:func:`ganlab.compiling.check_update`).
+        steps_per_batch: training steps per Lightning batch (the datamodule draws
+            ``steps_per_batch * k`` minibatches per batch). Lightning spends a fixed
+            few hundred microseconds of Python on every batch; for models whose step takes
+            about that long this shares it out. Training is the same, step for step; logging
+            (``trainer.log_every_n_steps``), checkpoints and resume positions count batches.
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class GAN(pl.LightningModule):
         config: dict[str, Any] | None = None,
         average: dict[str, Any] | None = None,
         compile: bool = False,
+        steps_per_batch: int = 1,
     ) -> None:
         super().__init__()
         if int(k) < 1:
@@ -97,6 +103,8 @@ class GAN(pl.LightningModule):
         if update == "simultaneous" and int(k) != 1:
             raise ValueError(f"update=simultaneous needs k=1, got k={k}; use update=alternating")
         check_compile_update(bool(compile), update)
+        if isinstance(steps_per_batch, bool) or int(steps_per_batch) < 1:
+            raise ValueError(f"steps_per_batch={steps_per_batch!r} must be an integer >= 1")
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -120,6 +128,8 @@ class GAN(pl.LightningModule):
                 self.generator_avg = make_average(generator, kind, decay)
         self._average_start = int(self.average.get("start_epoch", 0)) if self.average else 0
         self.compile_networks = bool(compile)
+        self.steps_per_batch = int(steps_per_batch)
+        self._rows_per_step = 0
         self._replicas: tuple[nn.Module, nn.Module] | None = None
         self._nets: _Networks | None = None
         self._plain_backward = self._plain_step = False
@@ -215,6 +225,14 @@ class GAN(pl.LightningModule):
         self._d_trainable = [p for p in self._d_params if p.requires_grad]
         self._plain_backward = backward_is_plain(self.trainer, self)
         self._plain_step = step_is_plain(self.trainer, self)
+        if self.steps_per_batch > 1:
+            m = getattr(self.trainer.datamodule, "batch_size", None)
+            if not isinstance(m, int):
+                raise ValueError(
+                    f"steps_per_batch={self.steps_per_batch} needs a ganlab datamodule (its "
+                    "batch_size says where one step's minibatches end); use steps_per_batch=1"
+                )
+            self._rows_per_step = self.k * m
         self.streams.start_fit(self.noise, self.seed, self.global_rank, self.device)
 
     def on_train_start(self) -> None:
@@ -344,9 +362,26 @@ class GAN(pl.LightningModule):
         return stats
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        """``steps_per_batch`` training steps, each on the next ``k`` minibatches of the batch."""
         opt_g, opt_d = self.optimizers()
         sched_g, sched_d = self.lr_schedulers()
-        self._logging = logs_this_step(self._trainer)
+        logged = logs_this_step(self._trainer)
+        if self.steps_per_batch == 1:
+            self._logging = logged
+            stats, m = self._one_step(batch, opt_g, opt_d, sched_g, sched_d)
+        else:
+            pieces = batch.split(self._rows_per_step)
+            for i, piece in enumerate(pieces):
+                if i and 0 <= self.trainer.max_steps <= self.trainer.global_step:
+                    break  # max_steps reached inside the batch
+                self._logging = logged and i == len(pieces) - 1  # the batch's last step
+                stats, m = self._one_step(piece, opt_g, opt_d, sched_g, sched_d)
+        if self._logging:
+            self._log_stats(stats, opt_g, opt_d, m)
+
+    def _one_step(self, batch: Tensor, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
+        """One training step (k D updates and a G update, or the simultaneous update) on
+        ``k`` minibatches; returns its statistics (on logged steps) and the minibatch size."""
         if self.update == "simultaneous":
             m = len(batch)
             stats = self._simultaneous_step(batch, opt_g, opt_d, sched_g, sched_d)
@@ -358,8 +393,7 @@ class GAN(pl.LightningModule):
             stats.update(self._g_step(m, opt_g, sched_g))
         if self.generator_avg is not None and self.current_epoch >= self._average_start:
             self.generator_avg.update_parameters(self.generator)
-        if self._logging:
-            self._log_stats(stats, opt_g, opt_d, m)
+        return stats, m
 
     def _log_stats(self, stats: dict[str, Tensor], opt_g, opt_d, batch_size: int) -> None:
         # not prog_bar=True: Lightning would copy such values to the host after every batch,

@@ -198,6 +198,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_optimizer(cfg)
     _positive_int(cfg, "data.batch_size", "the batch size")
     _positive_int(cfg, "noise.dim", "the noise dimension")
+    _positive_int(cfg, "steps_per_batch", "steps_per_batch (training steps per batch)")
     _check_trainer(cfg)
     _check_schedule(cfg)
     _check_average(cfg)

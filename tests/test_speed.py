@@ -391,3 +391,22 @@ def test_progress_bar_shows_logged_losses_and_redraws_on_logged_steps_only(tmp_p
     # redrawn for batch 1 and the 6 logged ones, plus tqdm's own redraws when Lightning
     # resets, updates and closes the bar around the epoch: not after each of the 30 batches
     assert 7 <= bar.draws <= 10, bar.draws
+
+
+# ------------------------------------------------------------------------ steps per batch
+
+@pytest.mark.parametrize("update, k", [("alternating", 2), ("simultaneous", 1)])
+def test_several_steps_per_batch_train_exactly_like_one(update, k):
+    """``steps_per_batch=4`` runs the same training steps on the same data, noise and dropout
+    masks as one step per batch, across an epoch end with a short last batch (610 rows) and
+    stopping at max_steps in the middle of a batch; only the batches are longer."""
+    steps = -(-610 // (20 * k)) + 6  # an epoch (its last step short), then 6 more
+    runs = {}
+    for per_batch in (1, 4):
+        model, data = tiny(f"update={update}", f"k={k}", "data.n_train=610",
+                           f"steps_per_batch={per_batch}")
+        trainer = fit(model, data, steps=steps)  # max_steps: 4 * per_batch does not divide it
+        assert trainer.global_step == steps * (k + 1)
+        runs[per_batch] = model.state_dict()
+    for name, value in runs[1].items():
+        assert torch.equal(runs[4][name], value), name
