@@ -40,10 +40,12 @@ from pytorch_lightning.trainer.connectors.logger_connector.logger_connector impo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput as tt  # noqa: E402
 
+from ganlab import averaging  # noqa: E402
 from ganlab.module import GAN  # noqa: E402
 
 #: label -> whether the plain loop does the same work
-COMPUTE = ("forward (G, D)", "autograd backward", "torch optimizer step", "noise", "losses")
+COMPUTE = ("forward (G, D)", "autograd backward", "torch optimizer step", "noise", "losses",
+           "generator average")
 
 
 class Spans:
@@ -112,14 +114,14 @@ def instrument(spans: Spans) -> None:
         spans.patch(cls, "step", "torch optimizer step")
     spans.patch(torch.optim.Optimizer, "zero_grad", "torch optimizer step")
     spans.patch(torch.optim.lr_scheduler.LRScheduler, "step", "lr scheduler steps")
-    spans.patch(torch.optim.swa_utils.AveragedModel, "update_parameters", "generator average")
+    spans.patch(averaging._SyncFreeAverage, "update_parameters", "generator average")
 
 
 class Instrumented(pl.Callback):
     """Wraps the networks, the noise and every callback's batch hooks; starts the count."""
 
-    def __init__(self, spans: Spans, warmup: int) -> None:
-        self.spans, self.warmup = spans, warmup
+    def __init__(self, spans: Spans, warmup: int, steps: int) -> None:
+        self.spans, self.warmup, self.last = spans, warmup, warmup + steps - 1
         self.steps = 0
         self.t0 = self.t1 = 0.0
 
@@ -141,10 +143,12 @@ class Instrumented(pl.Callback):
         if batch_idx == self.warmup:
             self.spans.reset()
             self.t0 = time.perf_counter()
-        self.steps += batch_idx >= self.warmup
+        self.steps += self.warmup <= batch_idx <= self.last
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.t1 = time.perf_counter()
+        if batch_idx == self.last:  # not the epoch-end work that stopping triggers
+            self.t1 = time.perf_counter()
+            self.spans.on = False
 
 
 def main() -> None:
@@ -162,7 +166,7 @@ def main() -> None:
     spans = Spans()
     instrument(spans)
     per_batch = int(cfg.get("steps_per_batch", 1))
-    probe = Instrumented(spans, args.warmup // per_batch)
+    probe = Instrumented(spans, args.warmup // per_batch, args.steps // per_batch)
     model = tt.build_gan(cfg)
     dm = tt.RandomData(tt.data_size(cfg, args.steps + args.warmup),
                        batch_size=cfg.data.batch_size, batches_per_step=cfg.k * per_batch,

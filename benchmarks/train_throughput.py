@@ -8,7 +8,7 @@ times, and prints steps/s of each and one line ``ratio <model>: <ganlab / plain>
 of each), the paper's MNIST model first. Per-epoch work (sample grids, Parzen, figures) is off:
 it is not a per-step cost (``benchmarks/parzen.py`` times the evaluator).
 
-    python benchmarks/train_throughput.py                         # paper_mnist, then toy
+    python benchmarks/train_throughput.py                 # paper_mnist, toy, toy with 8 per batch
     python benchmarks/train_throughput.py --models toy --repeat 9
     python benchmarks/train_throughput.py --models paper_mnist --set compile=true
     python benchmarks/train_throughput.py --models dcgan_cifar10 --steps 40 --warmup 5
@@ -57,6 +57,11 @@ MODELS: dict[str, Model] = {
     # the 2-D ring with small MLPs: a plain step of about a millisecond on a CPU
     "toy": Model(("data=ring", "arch=mlp", "arch.generator.hidden=[64,64]",
                   "arch.discriminator.hidden=[64,64]", "noise.dim=8"), steps=3000, warmup=200),
+    # the same, 8 training steps per Lightning batch (steps_per_batch): Lightning's fixed
+    # cost per batch shared out
+    "toy_steps_per_batch_8": Model(("data=ring", "arch=mlp", "arch.generator.hidden=[64,64]",
+                                    "arch.discriminator.hidden=[64,64]", "noise.dim=8",
+                                    "steps_per_batch=8"), steps=3000, warmup=200),
     "dcgan_cifar10": Model(("experiment=dcgan_cifar10",), steps=40, warmup=5),
 }
 #: run-level callbacks with per-epoch work only: off, as the data never reaches an epoch end
@@ -240,7 +245,8 @@ def machine(device: torch.device) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["paper_mnist", "toy"],
+    parser.add_argument("--models", nargs="+",
+                        default=["paper_mnist", "toy", "toy_steps_per_batch_8"],
                         choices=list(MODELS))
     parser.add_argument("--steps", type=int, help="timed steps (default: per model)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default: per model)")
