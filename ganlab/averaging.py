@@ -49,9 +49,25 @@ def make_average(
     check_average(kind, decay)
     if kind == "none":
         raise ValueError("average.kind='none' keeps no average; do not call make_average")
-    avg = AveragedModel(generator, multi_avg_fn=_AverageStep(kind, decay), use_buffers=True)
+    avg = _SyncFreeAverage(generator, multi_avg_fn=_AverageStep(kind, decay), use_buffers=True)
     avg.requires_grad_(False)
     return avg
+
+
+class _SyncFreeAverage(AveragedModel):
+    """``AveragedModel`` whose update never reads its count on the host.
+
+    Torch's ``update_parameters`` branches on ``n_averaged == 0`` in Python, which waits for
+    the GPU on every generator step. Here the first update is the same average step with
+    weight 1 (``lerp_`` with weight 1 returns the new value exactly), so one code path,
+    all on the device, covers every update.
+    """
+
+    def update_parameters(self, model: nn.Module) -> None:
+        averaged = [t.detach() for t in (*self.module.parameters(), *self.module.buffers())]
+        current = [t.detach() for t in (*model.parameters(), *model.buffers())]
+        self.multi_avg_fn(averaged, current, self.n_averaged)
+        self.n_averaged += 1
 
 
 class _AverageStep:
@@ -60,7 +76,8 @@ class _AverageStep:
     Torch's own uniform average takes a per-tensor, out-of-place path on the CPU (about a
     quarter of the paper's MNIST training step; docs/BENCHMARKS.md); ``lerp_`` updates in
     place, about ten times faster. Integer buffers (batch norm's ``num_batches_tracked``) are
-    copied, not averaged.
+    copied, not averaged. Called with ``n_averaged == 0`` the weight is 1: the average becomes
+    a copy.
     """
 
     def __init__(self, kind: str, decay: float) -> None:
@@ -68,8 +85,9 @@ class _AverageStep:
 
     def __call__(self, averaged: list[torch.Tensor], current: list[torch.Tensor],
                  n_averaged: torch.Tensor) -> None:
+        # weight 1 for the first iterate (a copy), computed on the device: no host sync
         if self.kind == "ema":
-            weight = torch.tensor(1.0 - self.decay, device=n_averaged.device)
+            weight = torch.where(n_averaged == 0, 1.0, 1.0 - self.decay)
         else:  # the running mean: avg += (x - avg) / (n + 1)
             weight = 1.0 / (n_averaged.to(torch.float64) + 1.0)
         for avg, now in zip(averaged, current, strict=True):

@@ -15,6 +15,7 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 
 from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError
@@ -57,14 +58,18 @@ def build_gan(cfg: Config) -> GAN:
         schedule=_plain(cfg.get("schedule")),
         seed=cfg.seed,
         average=_plain(cfg.get("average")),
+        compile=bool(cfg.get("compile", False)),
+        steps_per_batch=int(cfg.get("steps_per_batch", 1)),
         config=plain_config(cfg),
     )
 
 
 def build_datamodule(cfg: Config) -> GANDataModule:
-    """The datamodule, drawing ``k`` minibatches per step in an order seeded by ``seed``."""
+    """The datamodule, drawing ``k`` minibatches per training step (``steps_per_batch``
+    steps per batch) in an order seeded by ``seed``."""
     cfg = _as_config(cfg)
-    return instantiate(cfg.data, batches_per_step=int(cfg.k), shuffle_seed=int(cfg.seed))
+    per_batch = int(cfg.k) * int(cfg.get("steps_per_batch", 1))
+    return instantiate(cfg.data, batches_per_step=per_batch, shuffle_seed=int(cfg.seed))
 
 
 def load_data(datamodule: GANDataModule) -> None:
@@ -84,7 +89,13 @@ def build_callbacks(cfg: Config) -> list[pl.Callback]:
     """Every callback configured under ``callbacks`` (a ``null`` entry switches one off).
 
     An entry without ``_target_`` holds settings for a callback that is not there (e.g.
-    ``debug=smoke``'s Parzen settings with ``callbacks=none``) and builds nothing.
+    ``debug=smoke``'s Parzen settings with ``callbacks=none``) and builds nothing. A progress
+    bar is left out when ``trainer.enable_progress_bar=false`` (Lightning refuses one then),
+    so that switch keeps working with the configured bar.
     """
-    nodes = (_as_config(cfg).get("callbacks") or {}).values()
-    return [instantiate(c) for c in nodes if c is not None and "_target_" in c]
+    cfg = _as_config(cfg)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()
+                 if c is not None and "_target_" in c]
+    if OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True) is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return callbacks

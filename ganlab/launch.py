@@ -59,6 +59,6 @@ def check_launch(trainer: pl.Trainer, sync_batchnorm: bool = False) -> None:
         raise ConfigError(
             f"trainer.strategy ({type(trainer.strategy).__name__}) starts its other processes "
             "by re-running the command line, which inside a -m sweep re-runs the whole sweep; "
-            "in a sweep use trainer.strategy=ddp_spawn_find_unused_parameters_true (one "
-            "machine) or hydra/launcher=slurm (one SLURM task per device)"
+            "in a sweep use trainer.strategy.start_method=spawn (one machine) or "
+            "hydra/launcher=slurm (one SLURM task per device)"
         )

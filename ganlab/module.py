@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
@@ -12,7 +12,8 @@ from torch.optim import Optimizer
 
 from ganlab.averaging import PREFIX, check_average, make_average
 from ganlab.callbacks.momentum import MomentumRamp
-from ganlab.lightning_compat import logs_this_step
+from ganlab.compiling import check_update as check_compile_update
+from ganlab.lightning_compat import backward_is_plain, logs_this_step, optimizer_step, step_is_plain
 from ganlab.losses import GANLoss
 from ganlab.noise import NoisePrior
 from ganlab.optim import exponential_decay
@@ -23,15 +24,25 @@ UPDATES = ("alternating", "simultaneous")
 N_FIXED = 100
 
 
-def _grad_norm(params: Iterator[nn.Parameter], wanted: bool = True) -> Tensor | None:
-    """L2 norm of all gradients; ``None`` unless this step's values are logged (it costs a
-    pass over every gradient, docs/BENCHMARKS.md)."""
-    if not wanted:
-        return None
+def _grad_norm(params: Iterable[nn.Parameter]) -> Tensor:
+    """L2 norm of all gradients (computed on logged steps only: it costs a pass over every
+    gradient, docs/BENCHMARKS.md)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+class _Networks(NamedTuple):
+    """How a training step calls G and D: ``*_train`` where that network's gradient is
+    computed (and, under :mod:`ganlab.strategies`' DDP, all-reduced), ``*_fixed`` where it
+    only passes values or gradients through (G under ``no_grad`` in D's step, D frozen in G's
+    step). With ``compile=true`` each is compiled; on one device ``*_train`` is ``*_fixed``."""
+
+    g_train: nn.Module
+    d_train: nn.Module
+    g_fixed: nn.Module
+    d_fixed: nn.Module
 
 
 class GAN(pl.LightningModule):
@@ -58,6 +69,14 @@ class GAN(pl.LightningModule):
         average: ``{"kind": "none"|"uniform"|"ema", "decay", "start_epoch"}`` keeps an
             average of G's weights (:mod:`ganlab.averaging`), updated after every G step from
             ``start_epoch`` (0-based) on; samples and evaluation use it once it has started.
+        compile: ``torch.compile`` the training step's forward passes of G and D (sampling
+            and evaluation stay eager); docs/BENCHMARKS.md says what it buys. Alternating
+            update only (:func:`ganlab.compiling.check_update`).
+        steps_per_batch: training steps per Lightning batch (the datamodule draws
+            ``steps_per_batch * k`` minibatches per batch). Lightning spends a fixed
+            few hundred microseconds of Python on every batch; for models whose step takes
+            about that long this shares it out. Training is the same, step for step; logging
+            (``trainer.log_every_n_steps``), checkpoints and resume positions count batches.
     """
 
     def __init__(
@@ -73,6 +92,8 @@ class GAN(pl.LightningModule):
         seed: int = 0,
         config: dict[str, Any] | None = None,
         average: dict[str, Any] | None = None,
+        compile: bool = False,
+        steps_per_batch: int = 1,
     ) -> None:
         super().__init__()
         if int(k) < 1:
@@ -81,6 +102,9 @@ class GAN(pl.LightningModule):
             raise ValueError(f"update={update!r} is not one of {UPDATES}")
         if update == "simultaneous" and int(k) != 1:
             raise ValueError(f"update=simultaneous needs k=1, got k={k}; use update=alternating")
+        check_compile_update(bool(compile), update)
+        if isinstance(steps_per_batch, bool) or int(steps_per_batch) < 1:
+            raise ValueError(f"steps_per_batch={steps_per_batch!r} must be an integer >= 1")
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -102,6 +126,13 @@ class GAN(pl.LightningModule):
                 self.average = None
             else:
                 self.generator_avg = make_average(generator, kind, decay)
+        self._average_start = int(self.average.get("start_epoch", 0)) if self.average else 0
+        self.compile_networks = bool(compile)
+        self.steps_per_batch = int(steps_per_batch)
+        self._rows_per_step = 0
+        self._replicas: tuple[nn.Module, nn.Module] | None = None
+        self._nets: _Networks | None = None
+        self._plain_backward = self._plain_step = False
         self.streams = RandomStreams()
         # the noise that sample grids are drawn from, the same z at every epoch
         fixed = noise.draw(N_FIXED, torch.Generator().manual_seed(self.seed + 12345))
@@ -188,46 +219,122 @@ class GAN(pl.LightningModule):
             init(datamodule.split("train"))
 
     def on_fit_start(self) -> None:
-        if self.update == "simultaneous" and self.trainer.world_size > 1:
-            raise ValueError(
-                "update=simultaneous runs on one device only (DDP's gradient hooks need each "
-                "backward pass to reach both networks); use update=alternating with DDP"
-            )
+        self._nets = self._training_networks()
+        self._g_params = list(self.generator.parameters())
+        self._d_params = list(self.discriminator.parameters())
+        self._d_trainable = [p for p in self._d_params if p.requires_grad]
+        self._plain_backward = backward_is_plain(self.trainer, self)
+        self._plain_step = step_is_plain(self.trainer, self)
+        if self.steps_per_batch > 1:
+            m = getattr(self.trainer.datamodule, "batch_size", None)
+            if not isinstance(m, int):
+                raise ValueError(
+                    f"steps_per_batch={self.steps_per_batch} needs a ganlab datamodule (its "
+                    "batch_size says where one step's minibatches end); use steps_per_batch=1"
+                )
+            self._rows_per_step = self.k * m
         self.streams.start_fit(self.noise, self.seed, self.global_rank, self.device)
 
     def on_train_start(self) -> None:
         self.streams.start_training(self.global_rank, self.device)
 
+    def on_fit_end(self) -> None:
+        self._nets = None
+
+    # ----------------------------------------------------------- the networks trained
+    def use_replicas(self, generator: nn.Module | None, discriminator: nn.Module | None) -> None:
+        """Train through these wrappers of G and D (each its own ``DistributedDataParallel``,
+        :mod:`ganlab.strategies`), so each backward pass reduces its own network's gradients
+        only; ``None`` goes back to the bare networks. Not registered as submodules: the
+        state dict, and so every checkpoint, is the same with or without them."""
+        self._replicas = None if generator is None else (generator, discriminator)
+
+    def _training_networks(self) -> _Networks:
+        """The four ways a training step calls a network (see :class:`_Networks`)."""
+        replicas = getattr(self, "_replicas", None)
+        if self.trainer.world_size > 1 and replicas is None and self.update == "simultaneous":
+            raise ValueError(
+                f"update=simultaneous under {type(self.trainer.strategy).__name__} is not "
+                "supported (its two backward passes over one graph need each network in a "
+                "DDP wrapper of its own): use trainer=ddp (strategy gan_ddp), or "
+                "update=alternating"
+            )
+        g, d = self.generator, self.discriminator
+        g_train, d_train = replicas or (g, d)
+        if self.compile_networks:
+            g, d = torch.compile(g), torch.compile(d)
+            g_train = g if replicas is None else torch.compile(g_train)
+            d_train = d if replicas is None else torch.compile(d_train)
+        return _Networks(g_train=g_train, d_train=d_train, g_fixed=g, d_fixed=d)
+
+    # --------------------------------------------------------------- training steps
+    def _backward(self, loss: Tensor, **kwargs: Any) -> None:
+        """``manual_backward``, or autograd directly where that is all it would do
+        (:func:`~ganlab.lightning_compat.backward_is_plain`: ~100 us a call saved)."""
+        if self._plain_backward:
+            loss.backward(**kwargs)
+        else:
+            self.manual_backward(loss, **kwargs)
+
+    def _step(self, optimizer: Any) -> None:
+        """``optimizer.step()``, minus Lightning's no-op hooks where nothing listens to them
+        (:func:`~ganlab.lightning_compat.step_is_plain`)."""
+        if self._plain_step:
+            optimizer_step(optimizer)
+        else:
+            optimizer.step()
+
     def _d_step(self, real: Tensor, opt_d, sched_d) -> dict[str, Tensor]:
+        nets = self._nets
         with torch.no_grad():
-            fake = self.generator(self.noise.sample(len(real)))
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake)
-        loss_d = self.loss.discriminator(real_logits, fake_logits)
+            fake = nets.g_fixed(self.noise.sample(len(real)))
+        real_logits = nets.d_train(real)
+        fake_logits = nets.d_train(fake)
+        # the cost in float32 whatever the forward pass ran in (trainer.precision)
+        loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
         opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d)
-        grad_d = _grad_norm(self.discriminator.parameters(), self._logging)
-        opt_d.step()
+        self._backward(loss_d)
+        stats = self._d_stats(loss_d, real_logits, fake_logits) if self._logging else {}
+        self._step(opt_d)
         sched_d.step()
+        return stats
+
+    def _d_stats(self, loss_d: Tensor, real_logits: Tensor, fake_logits: Tensor) -> dict:
+        """D's loss, mean outputs and gradient norm: computed on logged steps only."""
         return {
             "loss_d": loss_d.detach(),
-            "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-            "value": self.loss.value(real_logits, fake_logits),  # V(G, D); -log 4 at optimum
-            "grad_norm_d": grad_d,
+            "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
+            # V(G, D): -log 4 at the game's optimum (tutorial exercise, docs/TUTORIAL.md)
+            "value": self.loss.value(real_logits, fake_logits),
+            "grad_norm_d": _grad_norm(self._d_params) / self._loss_scale(),
         }
 
+    def _loss_scale(self) -> float:
+        """The factor ``16-mixed``'s loss scaler put into the gradients (else 1); read on
+        logged steps only (it waits for the device)."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return 1.0 if scaler is None else float(scaler.get_scale())
+
     def _g_step(self, n: int, opt_g, sched_g) -> dict[str, Tensor]:
-        self.toggle_optimizer(opt_g)  # D's parameters get no gradient from G's cost
-        fake_logits = self.discriminator(self.generator(self.noise.sample(n)))
-        loss_g = self.loss.generator(fake_logits)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss_g)
-        grad_g = _grad_norm(self.generator.parameters(), self._logging)
-        opt_g.step()
+        nets = self._nets
+        frozen = self._d_trainable
+        for p in frozen:  # D gets no gradient from G's cost (what toggle_optimizer does)
+            p.requires_grad_(False)
+        try:
+            fake_logits = nets.d_fixed(nets.g_train(self.noise.sample(n)))
+            loss_g = self.loss.generator(fake_logits.float())
+            opt_g.zero_grad(set_to_none=True)
+            self._backward(loss_g)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        stats = {"loss_g": loss_g.detach(),
+                 "grad_norm_g": _grad_norm(self._g_params) / self._loss_scale()} if (
+            self._logging) else {}
+        self._step(opt_g)
         sched_g.step()
-        self.untoggle_optimizer(opt_g)
-        return {"loss_g": loss_g.detach(), "grad_norm_g": grad_g}
+        return stats
 
     def _simultaneous_step(self, real: Tensor, opt_g, opt_d, sched_g, sched_d) -> dict:
         """Both updates from one forward pass, as the paper's code did.
@@ -235,57 +342,66 @@ class GAN(pl.LightningModule):
         ``inputs=`` keeps each cost's gradient to its own network (and saves autograd the
         work of differentiating J(D) through G).
         """
-        fake = self.generator(self.noise.sample(len(real)))
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake)
-        loss_d = self.loss.discriminator(real_logits, fake_logits)
-        loss_g = self.loss.generator(fake_logits)
+        nets = self._nets
+        fake = nets.g_train(self.noise.sample(len(real)))
+        real_logits = nets.d_train(real)
+        fake_logits = nets.d_train(fake)
+        loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
+        loss_g = self.loss.generator(fake_logits.float())
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d, inputs=list(self.discriminator.parameters()),
-                             retain_graph=True)
-        self.manual_backward(loss_g, inputs=list(self.generator.parameters()))
-        grad_d = _grad_norm(self.discriminator.parameters(), self._logging)
-        grad_g = _grad_norm(self.generator.parameters(), self._logging)
-        opt_d.step()
-        opt_g.step()
+        self._backward(loss_d, inputs=self._d_params, retain_graph=True)
+        self._backward(loss_g, inputs=self._g_params)
+        stats = {}
+        if self._logging:
+            stats = self._d_stats(loss_d, real_logits, fake_logits)
+            stats.update(loss_g=loss_g.detach(),
+                         grad_norm_g=_grad_norm(self._g_params) / self._loss_scale())
+        self._step(opt_d)
+        self._step(opt_g)
         sched_d.step()
         sched_g.step()
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-            "value": self.loss.value(real_logits, fake_logits),
-            "grad_norm_d": grad_d,
-            "grad_norm_g": grad_g,
-        }
+        return stats
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        """``steps_per_batch`` training steps, each on the next ``k`` minibatches of the batch."""
         opt_g, opt_d = self.optimizers()
         sched_g, sched_d = self.lr_schedulers()
-        chunks = [c for c in batch.tensor_split(self.k) if len(c)]
-        m = len(chunks[0])
-        self._logging = logs_this_step(self._trainer)
-        if self.update == "simultaneous":
-            stats = self._simultaneous_step(batch, opt_g, opt_d, sched_g, sched_d)
+        logged = logs_this_step(self._trainer)
+        if self.steps_per_batch == 1:
+            self._logging = logged
+            stats, m = self._one_step(batch, opt_g, opt_d, sched_g, sched_d)
         else:
-            for real in chunks:
-                stats = self._d_step(real, opt_d, sched_d)
-            stats.update(self._g_step(m, opt_g, sched_g))
-        if self.generator_avg is not None and self.current_epoch >= self.average.get(
-            "start_epoch", 0
-        ):
-            self.generator_avg.update_parameters(self.generator)
+            pieces = batch.split(self._rows_per_step)
+            for i, piece in enumerate(pieces):
+                if i and 0 <= self.trainer.max_steps <= self.trainer.global_step:
+                    break  # max_steps reached inside the batch
+                self._logging = logged and i == len(pieces) - 1  # the batch's last step
+                stats, m = self._one_step(piece, opt_g, opt_d, sched_g, sched_d)
         if self._logging:
             self._log_stats(stats, opt_g, opt_d, m)
 
+    def _one_step(self, batch: Tensor, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
+        """One training step (k D updates and a G update, or the simultaneous update) on
+        ``k`` minibatches; returns its statistics (on logged steps) and the minibatch size."""
+        if self.update == "simultaneous":
+            m = len(batch)
+            stats = self._simultaneous_step(batch, opt_g, opt_d, sched_g, sched_d)
+        else:
+            chunks = (batch,) if self.k == 1 else [c for c in batch.tensor_split(self.k) if len(c)]
+            m = len(chunks[0])
+            for real in chunks:
+                stats = self._d_step(real, opt_d, sched_d)
+            stats.update(self._g_step(m, opt_g, sched_g))
+        if self.generator_avg is not None and self.current_epoch >= self._average_start:
+            self.generator_avg.update_parameters(self.generator)
+        return stats, m
+
     def _log_stats(self, stats: dict[str, Tensor], opt_g, opt_d, batch_size: int) -> None:
-        shown = {"loss_d", "loss_g"}
+        # not prog_bar=True: Lightning would copy such values to the host after every batch,
+        # logged or not; ganlab's ProgressBar shows the losses from the logged steps instead
         for key, value in stats.items():
-            if value is None:
-                continue
-            self.log(f"train/{key}", value, prog_bar=key in shown, batch_size=batch_size)
+            self.log(f"train/{key}", value, batch_size=batch_size)
         for name, opt in (("generator", opt_g), ("discriminator", opt_d)):
             self.log(f"lr/{name}", opt.param_groups[0]["lr"], batch_size=batch_size)
 

@@ -23,6 +23,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ganlab import compiling, precision
 from ganlab.arch_fit import shape_problem, suggestion
 from ganlab.averaging import check_average
 from ganlab.errors import ConfigError
@@ -265,10 +266,13 @@ def validate_config(cfg: DictConfig) -> None:
     _check_optimizer(cfg)
     _positive_int(cfg, "data.batch_size", "the batch size")
     _positive_int(cfg, "noise.dim", "the noise dimension")
+    _positive_int(cfg, "steps_per_batch", "steps_per_batch (training steps per batch)")
     _check_trainer(cfg)
     _check_schedule(cfg)
     _check_average(cfg)
     _check_shapes(cfg)
+    precision.check_config(cfg)
+    compiling.check_config(cfg)  # last: with compile=true it compiles a probe (seconds)
 
 
 def min_free_mb(cfg: DictConfig | None = None, given: Any = None) -> float:

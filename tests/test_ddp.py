@@ -1,10 +1,12 @@
 """Data-parallel training on CPU: two gloo processes (``ddp_spawn``, as pytest needs).
 
-Three claims are checked for real, each with one spawned run (a few seconds each):
-a short ``trainer=ddp`` run shards the data, keeps both ranks' weights bit-identical after
-every step, all-reduces each backward pass exactly once and writes logs, pictures and
-checkpoints once; and one DDP step with per-rank batch b equals one single-process step with
-batch 2b on the same data and noise. The rest needs no second process.
+The claims are checked for real, each with one spawned run (a few seconds each): a short
+``trainer=ddp`` run shards the data, keeps both ranks' weights bit-identical after every
+step, all-reduces exactly D's gradient bytes in each D step and G's in each G step (G and D
+are wrapped separately, ``ganlab.strategies``) and writes logs, pictures and checkpoints
+once; and one DDP step with per-rank batch b equals one single-process step with batch 2b on
+the same data and noise, for the alternating and the simultaneous update. The rest needs no
+second process.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
+import ganlab.strategies  # noqa: F401  (registers strategy="gan_ddp_spawn")
 from conftest import compose, run_train
 from ganlab.build import build_datamodule, build_gan
 from ganlab.checkpoint import load_checkpoint
@@ -34,42 +37,61 @@ from ganlab.validate import ConfigError
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]"]
 # what Lightning runs inside pytest; the shipped trainer=ddp uses the subprocess launcher
-SPAWN = ["trainer=ddp", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+SPAWN = ["trainer=ddp", "trainer.strategy.start_method=spawn",
          "trainer.accelerator=cpu", "trainer.devices=2", "trainer.enable_progress_bar=false"]
 
 
 # ----------------------------------------------------------------------------- helpers
 
 class CommCounter:
-    """State of a DDP comm hook that counts the buckets it all-reduces."""
+    """State of a DDP comm hook: the gradient bytes it all-reduced, and how often."""
 
     def __init__(self) -> None:
         self.calls = 0
-        self.buckets: set[int] = set()
+        self.bytes = 0
 
 
 def counting_allreduce(state: CommCounter, bucket):  # noqa: ANN201 (DDP checks the annotation)
     """DDP's default all-reduce, counted."""
     state.calls += 1
-    state.buckets.add(bucket.index())
+    state.bytes += bucket.buffer().numel() * bucket.buffer().element_size()
     return default_hooks.allreduce_hook(None, bucket)
+
+
+def grad_bytes(net: torch.nn.Module) -> int:
+    """What one all-reduce of ``net``'s gradients must move, from its parameters."""
+    return sum(p.numel() * p.element_size() for p in net.parameters() if p.requires_grad)
 
 
 class RankAudit(pl.Callback):
     """Records, on every rank, what DDP must make differ (data, noise) and agree (weights).
 
     After every step all parameters are all-gathered and compared bit for bit; a mismatch
-    raises in the worker, which fails the run. Each rank writes ``<path>.<rank>.json``.
+    raises in the worker, which fails the run. Before every optimizer step it records the
+    bytes each network's wrapper all-reduced since the previous one. Each rank writes
+    ``<path>.<rank>.json``.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.record: dict[str, Any] = {"rows": {}, "noise": [], "equal_steps": 0,
-                                       "calls_per_step": []}
-        self.counter = CommCounter()
+        self.record: dict[str, Any] = {"rows": {}, "noise": [], "equal_steps": 0, "steps": []}
+        self.counters = {"G": CommCounter(), "D": CommCounter()}
 
     def on_train_start(self, trainer, pl_module) -> None:
-        trainer.strategy.model.register_comm_hook(self.counter, counting_allreduce)
+        replicas = trainer.strategy.replicas
+        for name, key in (("G", "generator"), ("D", "discriminator")):
+            replicas[key].register_comm_hook(self.counters[name], counting_allreduce)
+        self.record["grad_bytes"] = {"G": grad_bytes(pl_module.generator),
+                                     "D": grad_bytes(pl_module.discriminator)}
+        seen = {"G": 0, "D": 0}
+        for name, opt in zip(("G", "D"), trainer.optimizers, strict=True):  # G's first
+
+            def before_step(optimizer, args, kwargs, name=name):
+                moved = {k: c.bytes - seen[k] for k, c in self.counters.items()}
+                seen.update({k: c.bytes for k, c in self.counters.items()})
+                self.record["steps"].append([name, moved["G"], moved["D"]])
+
+            opt.register_step_pre_hook(before_step)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         rows = self.record["rows"].setdefault(str(trainer.current_epoch), [])
@@ -77,10 +99,8 @@ class RankAudit(pl.Callback):
         probe = torch.Generator()
         probe.set_state(pl_module.noise.generator.get_state())  # peek, don't consume
         self.record["noise"].append(torch.rand(3, generator=probe).tolist())
-        self._calls_before = self.counter.calls
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.record["calls_per_step"].append(self.counter.calls - self._calls_before)
         flat = torch.cat([p.detach().flatten() for p in pl_module.parameters()])
         gathered = [torch.empty_like(flat) for _ in range(trainer.world_size)]
         torch.distributed.all_gather(gathered, flat)  # not the deprecated autograd variant
@@ -89,7 +109,6 @@ class RankAudit(pl.Callback):
         self.record["equal_steps"] += 1
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self.record["buckets"] = len(self.counter.buckets)
         self.record["world_size"] = trainer.world_size
         Path(f"{self.path}.{trainer.global_rank}.json").write_text(json.dumps(self.record))
 
@@ -121,9 +140,12 @@ def test_ddp_run_shards_data_syncs_weights_and_writes_once(tmp_path, capfd):
     # the same weights on both ranks after each of the 6 steps (checked bit for bit in-run,
     # the averaged generator's included; it is no DDP parameter, so no extra all-reduce)
     assert [r["equal_steps"] for r in rec] == [6, 6]
-    # every backward pass (k=2 D steps + 1 G step) all-reduces each gradient bucket once
+    # each D step all-reduces exactly D's gradients, each G step exactly G's: k=2 D steps,
+    # then one G step, per training step
     for r in rec:
-        assert r["calls_per_step"] == [3 * r["buckets"]] * 6, r["calls_per_step"]
+        g, d = r["grad_bytes"]["G"], r["grad_bytes"]["D"]
+        assert g > 0 and d > 0 and g != d
+        assert r["steps"] == [["D", 0, d], ["D", 0, d], ["G", g, 0]] * 6, r["steps"]
     # each epoch the two ranks see disjoint halves that together are the training set
     train_rows = {tuple(round(v, 6) for v in row)
                   for row in build_datamodule(cfg).split("train").tolist()}
@@ -159,7 +181,7 @@ def test_ddp_run_shards_data_syncs_weights_and_writes_once(tmp_path, capfd):
 
 # ------------------------------------------------- one DDP step = one step on both batches
 
-K, B, STEPS, WORLD = 2, 8, 2, 2
+B, STEPS, WORLD = 8, 2, 2
 
 
 class FixedNoise(NoisePrior):
@@ -197,9 +219,9 @@ class FixedBatches(GANDataModule):
     shape = (2,)
     output = "linear"
 
-    def __init__(self, batches: torch.Tensor, single: bool) -> None:
-        super().__init__(batch_size=B, batches_per_step=K, shape=[2], output="linear")
-        self.batches, self.single = batches, single
+    def __init__(self, batches: torch.Tensor, single: bool, k: int) -> None:
+        super().__init__(batch_size=B, batches_per_step=k, shape=[2], output="linear")
+        self.batches, self.single, self.k = batches, single, k
 
     def load(self) -> dict[str, torch.Tensor]:
         x = self.batches.flatten(0, 2)
@@ -207,7 +229,7 @@ class FixedBatches(GANDataModule):
 
     def train_dataloader(self) -> Steps:
         if self.single:
-            return Steps([torch.cat([c for mb in zip(*(b.tensor_split(K) for b in step),
+            return Steps([torch.cat([c for mb in zip(*(b.tensor_split(self.k) for b in step),
                                                      strict=True) for c in mb])
                           for step in self.batches])
         return Steps([step[self.trainer.global_rank] for step in self.batches])
@@ -227,34 +249,39 @@ class Steps:
 
 
 def fit(model, data, **trainer_kwargs) -> None:
-    trainer = pl.Trainer(accelerator="cpu", max_steps=STEPS * (K + 1), logger=False,
+    trainer = pl.Trainer(accelerator="cpu", max_steps=STEPS * (data.k + 1), logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, **trainer_kwargs)
     trainer.fit(model, datamodule=data)
 
 
-def test_one_ddp_step_equals_one_step_on_the_combined_batch():
+@pytest.mark.parametrize("update, k", [("alternating", 2), ("simultaneous", 1)])
+def test_one_ddp_step_equals_one_step_on_the_combined_batch(update, k):
     """SGD without momentum, MLPs without dropout, loss = mean over the minibatch: DDP's
-    gradient average over 2 ranks of b examples is the gradient over the 2b examples."""
-    cfg = compose(["data=ring", *SMALL_MLP, "optim.momentum=0", "optim.lr=0.5", f"k={K}",
-                   "loss=minimax", "noise.dim=4"])
+    gradient average over 2 ranks of b examples is the gradient over the 2b examples.
+
+    With G and D wrapped separately the simultaneous update (one forward pass, a backward
+    pass per network) runs under DDP too, and is just as exact.
+    """
+    cfg = compose(["data=ring", *SMALL_MLP, "optim.momentum=0", "optim.lr=0.5", f"k={k}",
+                   f"update={update}", "loss=minimax", "noise.dim=4"])
     torch.manual_seed(0)
     model = build_gan(cfg)
-    batches = torch.randn(STEPS, WORLD, K * B, 2, generator=torch.Generator().manual_seed(1))
+    batches = torch.randn(STEPS, WORLD, k * B, 2, generator=torch.Generator().manual_seed(1))
     start = copy.deepcopy(model.state_dict())
 
     single = copy.deepcopy(model)
     single.noise = FixedNoise(4, ranks=[0, 1])
-    fit(single, FixedBatches(batches, single=True), devices=1)
+    fit(single, FixedBatches(batches, single=True, k=k), devices=1)
 
     ddp = copy.deepcopy(model)
     ddp.noise = FixedNoise(4)
-    fit(ddp, FixedBatches(batches, single=False), devices=WORLD,
-        strategy="ddp_spawn_find_unused_parameters_true")  # rank 0's weights come back
+    fit(ddp, FixedBatches(batches, single=False, k=k), devices=WORLD,
+        strategy="gan_ddp_spawn")  # rank 0's weights come back
 
     only_rank0 = copy.deepcopy(model)  # what a run that did not average would reach
     only_rank0.noise = FixedNoise(4, ranks=[0])
-    fit(only_rank0, FixedBatches(batches[:, :1], single=True), devices=1)
+    fit(only_rank0, FixedBatches(batches[:, :1], single=True, k=k), devices=1)
 
     ddp_state, single_state = ddp.state_dict(), single.state_dict()
     for name, value in single_state.items():
@@ -283,10 +310,12 @@ def test_sync_batchnorm_converts_and_needs_gpus():
         check_launch(trainer, sync_batchnorm=True)
 
 
-def test_simultaneous_update_is_refused_under_ddp():
+def test_simultaneous_update_is_refused_under_lightnings_single_wrapper():
+    """Lightning's own DDP wraps G and D in one module: its reducer cannot serve two backward
+    passes over one graph, so the simultaneous update says to use ganlab's strategy."""
     model = build_gan(compose(["data=ring", *SMALL_MLP, "update=simultaneous"]))
-    model._trainer = SimpleNamespace(world_size=2, global_rank=0)
-    with pytest.raises(ValueError, match="update=simultaneous runs on one device only"):
+    model._trainer = SimpleNamespace(world_size=2, global_rank=0, strategy=SimpleNamespace())
+    with pytest.raises(ValueError, match="update=simultaneous under .* use trainer=ddp"):
         model.on_fit_start()
 
 

@@ -225,7 +225,7 @@ def test_ddp_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
     ``ddp_spawn`` runs ``on_exception`` in the main process only, so the interruption here is
     a mid-epoch checkpoint of the reference run (``every_n_train_steps``) resumed to the end.
     """
-    ddp = ["trainer=ddp", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+    ddp = ["trainer=ddp", "trainer.strategy.start_method=spawn",
            "trainer.accelerator=cpu", "trainer.devices=2", "data.n_train=200",
            "trainer.max_epochs=2"]  # 100 examples a rank: 3 steps an epoch
     mid = {"_target_": "pytorch_lightning.callbacks.ModelCheckpoint",

@@ -83,7 +83,7 @@ def test_ddp_that_reruns_the_command_line_is_refused_in_a_sweep(tmp_path):
     proc, (job,) = sweep(tmp_path, "trainer=ddp", "trainer.accelerator=cpu")
     assert proc.returncode == 1
     assert "re-runs the whole sweep" in (job / "error.txt").read_text()
-    assert "ddp_spawn_find_unused_parameters_true" in proc.stderr
+    assert "trainer.strategy.start_method=spawn" in proc.stderr
 
 
 def test_slurm_preset_follows_the_trainer():

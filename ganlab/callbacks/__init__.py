@@ -3,7 +3,10 @@
 from ganlab.callbacks.figures import PaperFigures
 from ganlab.callbacks.momentum import MomentumRamp
 from ganlab.callbacks.parzen import ParzenEvaluation
+from ganlab.callbacks.progress import ProgressBar
 from ganlab.callbacks.samples import SampleGrid
 from ganlab.callbacks.throughput import Throughput
 
-__all__ = ["MomentumRamp", "PaperFigures", "ParzenEvaluation", "SampleGrid", "Throughput"]
+__all__ = [
+    "MomentumRamp", "PaperFigures", "ParzenEvaluation", "ProgressBar", "SampleGrid", "Throughput",
+]

@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 
 from ganlab.errors import DivergenceError
+from ganlab.lightning_compat import logs_this_step
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,13 @@ class DivergenceGuard(pl.Callback):
 
     Checked every ``check_every_n_steps`` training steps (batches, as Lightning's
     ``log_every_n_steps`` counts them), at every epoch end and before *every* checkpoint is
-    written, so a non-finite model never replaces ``last.ckpt``. ``None`` checks every step
-    on CPU (a check costs microseconds there) and every ``trainer.log_every_n_steps`` steps on
-    an accelerator, where each check waits for the device and logging already does so.
+    written, so a non-finite model never replaces ``last.ckpt``. ``None`` checks on the steps
+    whose values are logged (every ``trainer.log_every_n_steps``): a check scans every weight
+    and waits for the device, which logging does on those steps anyway, while the other steps
+    stay free of host-device syncs (docs/BENCHMARKS.md).
 
     Args:
-        check_every_n_steps: training steps between checks; None as described above.
+        check_every_n_steps: training steps between checks; None: on logged steps.
         metrics: prefixes of the ``trainer.callback_metrics`` that are checked (the losses
             and statistics that ``GAN`` logs under ``train/``).
     """
@@ -123,17 +125,8 @@ class DivergenceGuard(pl.Callback):
             )
         self.check_every_n_steps = None if check_every_n_steps is None else int(check_every_n_steps)
         self.metrics = tuple(metrics)
-        self.every = 1
         self._steps = 0
         self.last_good_step: int | None = None
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self.check_every_n_steps is not None:
-            self.every = self.check_every_n_steps
-        elif trainer.strategy.root_device.type == "cpu":
-            self.every = 1
-        else:
-            self.every = max(int(trainer.log_every_n_steps or 1), 1)
 
     def _metrics(self, trainer: pl.Trainer) -> dict[str, Tensor]:
         return {
@@ -173,7 +166,8 @@ class DivergenceGuard(pl.Callback):
         batch_idx: int,
     ) -> None:
         self._steps += 1
-        if self._steps % self.every == 0:
+        every = self.check_every_n_steps
+        if logs_this_step(trainer) if every is None else self._steps % every == 0:
             self.check(trainer, pl_module, "after a training step")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
