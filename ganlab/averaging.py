@@ -116,3 +116,23 @@ def average_state_dicts(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, 
     if totals is None:
         raise ValueError("nothing to average: give at least one checkpoint")
     return {k: (totals[k] / n).to(v.dtype) if k in totals else v for k, v in last.items()}
+
+
+def fit_state_dict(state_dict: dict[str, torch.Tensor], average: AveragedModel | None) -> None:
+    """Make a GAN state dict fit a model's averaging setting, in place.
+
+    A checkpoint saved without averaging gets an average that has not started (it holds G's
+    weights and ``n_averaged == 0``), so averaging can be switched on when resuming; one saved
+    with averaging loses it when the model keeps none (``average`` is None).
+    """
+    if average is None:
+        for name in [k for k in state_dict if k.startswith(PREFIX)]:
+            del state_dict[name]
+        return
+    if any(k.startswith(PREFIX) for k in state_dict):
+        return
+    for name, tensor in average.state_dict().items():
+        raw = "generator." + name.removeprefix("module.")
+        state_dict[PREFIX + name] = (
+            state_dict[raw].clone() if raw in state_dict else torch.zeros_like(tensor)
+        )

@@ -116,7 +116,7 @@ def check_compatible(ckpt: dict[str, Any], model: nn.Module) -> None:
         if isinstance(arch.get(part), dict)
     ]
     origin = f" (saved with {', '.join(targets)})" if targets else ""
-    # the averaged generator is optional: GAN.complete_average fills or drops it on loading
+    # the averaged generator is optional: averaging.fit_state_dict fills or drops it on loading
     saved = {k: v for k, v in saved.items() if not k.startswith(AVERAGE_PREFIX)}
     for name, tensor in wanted.items():
         if name.startswith(AVERAGE_PREFIX):

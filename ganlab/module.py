@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from ganlab.averaging import PREFIX, check_average, make_average
+from ganlab.averaging import check_average, fit_state_dict, make_average
 from ganlab.callbacks.momentum import MomentumRamp
 from ganlab.compiling import check_update as check_compile_update
 from ganlab.lightning_compat import backward_is_plain, logs_this_step, optimizer_step, step_is_plain
@@ -18,6 +18,7 @@ from ganlab.losses import GANLoss
 from ganlab.noise import NoisePrior
 from ganlab.optim import exponential_decay
 from ganlab.rng import RandomStreams
+from ganlab.strategies import TrainingNetworks, training_networks
 
 UPDATES = ("alternating", "simultaneous")
 #: size of the fixed noise batch that sample grids are drawn from (a 10 x 10 grid)
@@ -31,18 +32,6 @@ def _grad_norm(params: Iterable[nn.Parameter]) -> Tensor:
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
-class _Networks(NamedTuple):
-    """How a training step calls G and D: ``*_train`` where that network's gradient is
-    computed (and, under :mod:`ganlab.strategies`' DDP, all-reduced), ``*_fixed`` where it
-    only passes values or gradients through (G under ``no_grad`` in D's step, D frozen in G's
-    step). With ``compile=true`` each is compiled; on one device ``*_train`` is ``*_fixed``."""
-
-    g_train: nn.Module
-    d_train: nn.Module
-    g_fixed: nn.Module
-    d_fixed: nn.Module
 
 
 class GAN(pl.LightningModule):
@@ -131,7 +120,7 @@ class GAN(pl.LightningModule):
         self.steps_per_batch = int(steps_per_batch)
         self._rows_per_step = 0
         self._replicas: tuple[nn.Module, nn.Module] | None = None
-        self._nets: _Networks | None = None
+        self._nets: TrainingNetworks | None = None
         self._plain_backward = self._plain_step = False
         self.streams = RandomStreams()
         # the noise that sample grids are drawn from, the same z at every epoch
@@ -249,8 +238,8 @@ class GAN(pl.LightningModule):
         state dict, and so every checkpoint, is the same with or without them."""
         self._replicas = None if generator is None else (generator, discriminator)
 
-    def _training_networks(self) -> _Networks:
-        """The four ways a training step calls a network (see :class:`_Networks`)."""
+    def _training_networks(self) -> TrainingNetworks:
+        """The four ways a training step calls a network (:func:`training_networks`)."""
         replicas = getattr(self, "_replicas", None)
         if self.trainer.world_size > 1 and replicas is None and self.update == "simultaneous":
             raise ValueError(
@@ -259,13 +248,8 @@ class GAN(pl.LightningModule):
                 "DDP wrapper of its own): use trainer=ddp (strategy gan_ddp), or "
                 "update=alternating"
             )
-        g, d = self.generator, self.discriminator
-        g_train, d_train = replicas or (g, d)
-        if self.compile_networks:
-            g, d = torch.compile(g), torch.compile(d)
-            g_train = g if replicas is None else torch.compile(g_train)
-            d_train = d if replicas is None else torch.compile(d_train)
-        return _Networks(g_train=g_train, d_train=d_train, g_fixed=g, d_fixed=d)
+        return training_networks(self.generator, self.discriminator, replicas,
+                                 self.compile_networks)
 
     # --------------------------------------------------------------- training steps
     def _backward(self, loss: Tensor, **kwargs: Any) -> None:
@@ -413,23 +397,9 @@ class GAN(pl.LightningModule):
         checkpoint["ganlab"] = entry
 
     def complete_average(self, state_dict: dict[str, Tensor]) -> None:
-        """Make a state dict fit this model's averaging setting, in place.
-
-        A checkpoint saved without averaging gets an average that has not started (it holds
-        G's weights and ``n_averaged == 0``), so averaging can be switched on when resuming;
-        one saved with averaging loses it when the model has none.
-        """
-        if self.generator_avg is None:
-            for name in [k for k in state_dict if k.startswith(PREFIX)]:
-                del state_dict[name]
-            return
-        if any(k.startswith(PREFIX) for k in state_dict):
-            return
-        for name, tensor in self.generator_avg.state_dict().items():
-            raw = "generator." + name.removeprefix("module.")
-            state_dict[PREFIX + name] = (
-                state_dict[raw].clone() if raw in state_dict else torch.zeros_like(tensor)
-            )
+        """Make a state dict fit this model's averaging setting, in place
+        (:func:`ganlab.averaging.fit_state_dict`)."""
+        fit_state_dict(state_dict, self.generator_avg)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.complete_average(checkpoint["state_dict"])

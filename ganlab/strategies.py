@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -107,3 +107,29 @@ for _name, _method in (("gan_ddp", "popen"), ("gan_ddp_spawn", "spawn")):
             _name, GANDDPStrategy, description=f"G and D in separate DDP wrappers ({_method})",
             start_method=_method,
         )
+
+
+class TrainingNetworks(NamedTuple):
+    """How a training step calls G and D: ``*_train`` where that network's gradient is
+    computed (and, under :class:`GANDDPStrategy`-style DDP, all-reduced), ``*_fixed`` where it
+    only passes values or gradients through (G under ``no_grad`` in D's step, D frozen in G's
+    step). With ``compile=true`` each is compiled; on one device ``*_train`` is ``*_fixed``."""
+
+    g_train: nn.Module
+    d_train: nn.Module
+    g_fixed: nn.Module
+    d_fixed: nn.Module
+
+
+def training_networks(generator: nn.Module, discriminator: nn.Module,
+                      replicas: tuple[nn.Module, nn.Module] | None,
+                      compile_networks: bool) -> TrainingNetworks:
+    """The four ways a training step calls a network, from the bare networks, their DDP
+    wrappers (``replicas``, or None on one device) and whether to ``torch.compile`` them."""
+    g, d = generator, discriminator
+    g_train, d_train = replicas or (g, d)
+    if compile_networks:
+        g, d = torch.compile(g), torch.compile(d)
+        g_train = g if replicas is None else torch.compile(g_train)
+        d_train = d if replicas is None else torch.compile(d_train)
+    return TrainingNetworks(g_train=g_train, d_train=d_train, g_fixed=g, d_fixed=d)
