@@ -7,16 +7,15 @@ import logging
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
-import torch
 
+from ganlab.callbacks._evaluation import GeneratorEvaluation
 from ganlab.callbacks._sampling import gather_samples
-from ganlab.callbacks.parzen import ParzenEvaluation
 from ganlab.evaluation.suite import CLASSIFIER_METRICS, FEATURE_METRICS, SampleScorer
 
 log = logging.getLogger(__name__)
 
 
-class SampleMetrics(pl.Callback):
+class SampleMetrics(GeneratorEvaluation):
     """Every ``every_n_epochs`` epochs (and at the end), score ``n_samples`` from G.
 
     The metric set is chosen per dataset when ``metrics="auto"``
@@ -102,31 +101,3 @@ class SampleMetrics(pl.Callback):
         values = trainer.strategy.broadcast(values, src=0)
         tag = "avg_" if averaged else ""
         return {f"metrics/{tag}{k}": v for k, v in values.items()}
-
-    def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
-        """Score the current generator (and its average); returns the ``metrics/*`` values."""
-        self._last_step = trainer.global_step
-        out = self._score(trainer, module, averaged=False)
-        if getattr(module, "has_average", False):
-            out.update(self._score(trainer, module, averaged=True))
-        return out
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module) -> None:
-        n = self.every_n_epochs
-        due = bool(n) and (trainer.current_epoch + 1) % n == 0
-        if due or (self.at_end and ParzenEvaluation._is_last_epoch(trainer)):
-            for key, value in self.run(trainer, module).items():
-                # broadcast from rank 0, the same everywhere: "max" across ranks is exact
-                module.log(key, value, on_step=False, on_epoch=True, sync_dist=True,
-                           reduce_fx="max")
-
-    def on_train_end(self, trainer: pl.Trainer, module) -> None:
-        """Training stopped early: score the final generator, logged straight to the loggers
-        and ``trainer.callback_metrics`` (``self.log`` is not allowed here)."""
-        if not self.at_end or trainer.global_step == self._last_step or trainer.interrupted:
-            return
-        metrics = self.run(trainer, module)
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
-        for key, value in metrics.items():
-            trainer.callback_metrics[key] = torch.tensor(value)

@@ -6,8 +6,8 @@ import logging
 from dataclasses import asdict
 
 import pytorch_lightning as pl
-import torch
 
+from ganlab.callbacks._evaluation import GeneratorEvaluation
 from ganlab.callbacks._output import log_png, run_dir
 from ganlab.callbacks._sampling import gather_samples
 from ganlab.evaluation.protocol import (
@@ -22,7 +22,7 @@ from ganlab.plots.parzen import plot_valid_curve
 log = logging.getLogger(__name__)
 
 
-class ParzenEvaluation(pl.Callback):
+class ParzenEvaluation(GeneratorEvaluation):
     """Every ``every_n_epochs`` epochs (and at the end), the paper's Parzen protocol.
 
     Samples are drawn on every DDP rank with a rank-dependent seed and gathered, so the score
@@ -61,14 +61,6 @@ class ParzenEvaluation(pl.Callback):
         self.at_end = at_end
         self._last_step = -1
 
-    def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
-        """Score the current generator (and its average); returns the ``parzen/*`` values."""
-        self._last_step = trainer.global_step
-        metrics = self._score(trainer, module, averaged=False)
-        if getattr(module, "has_average", False):
-            metrics.update(self._score(trainer, module, averaged=True))
-        return metrics
-
     def _score(self, trainer: pl.Trainer, module, averaged: bool) -> dict[str, float]:
         epoch = trainer.current_epoch
         samples = gather_samples(trainer, module, self.n_samples, self.seed, averaged)
@@ -98,34 +90,5 @@ class ParzenEvaluation(pl.Callback):
             log.info("epoch %d Parzen (%s): %s", epoch, which, asdict(result))
         return metrics
 
-    @staticmethod
-    def _is_last_epoch(trainer: pl.Trainer) -> bool:
-        max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
-        if max_epochs is not None and max_epochs > 0 and trainer.current_epoch + 1 >= max_epochs:
-            return True
-        return bool(max_steps and max_steps > 0 and trainer.global_step >= max_steps)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module) -> None:
-        n = self.every_n_epochs
-        due = bool(n) and (trainer.current_epoch + 1) % n == 0
-        if due or (self.at_end and self._is_last_epoch(trainer)):
-            for key, value in self.run(trainer, module).items():
-                # every rank holds rank 0's broadcast values: the max across ranks is that
-                # value exactly (a mean of three equal floats need not be), and saying
-                # sync_dist=True spares Lightning's warning about unsynced epoch values
-                module.log(key, value, on_step=False, on_epoch=True, sync_dist=True,
-                           reduce_fx="max", prog_bar=key.endswith("_ll"))
-
-    def on_train_end(self, trainer: pl.Trainer, module) -> None:
-        """Training stopped early (e.g. by another callback): score the final generator.
-
-        ``self.log`` is not allowed here, so the values go straight to the loggers and to
-        ``trainer.callback_metrics`` (from which ``metrics.json`` is written).
-        """
-        if not self.at_end or trainer.global_step == self._last_step or trainer.interrupted:
-            return
-        metrics = self.run(trainer, module)
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
-        for key, value in metrics.items():
-            trainer.callback_metrics[key] = torch.tensor(value)
+    def _shown(self, key: str) -> bool:
+        return key.endswith("_ll")
