@@ -64,30 +64,26 @@ class Gaussian1D(ToyDataModule):
         return -0.5 * z**2 - math.log(self.std * math.sqrt(2 * math.pi))
 
 
-class Ring(ToyDataModule):
-    """A mixture of ``modes`` isotropic Gaussians evenly spaced on a circle.
+class GaussianMixture2D(ToyDataModule):
+    """Equally likely isotropic 2-D Gaussians of standard deviation ``std`` at ``centers``.
 
-    The standard mode-collapse toy (tutorial Figure 22): a collapsing generator visits one
-    mode at a time instead of covering all of them.
+    Subclasses place the centres (``centers``, ``modes``); sampling, the exact density and the
+    plotting range follow from them. ``centers`` and ``std`` are what
+    :func:`ganlab.evaluation.mode_coverage` takes.
     """
 
     shape = (2,)
-
-    def __init__(self, modes: int = 8, radius: float = 2.0, std: float = 0.02, **kwargs) -> None:
-        super().__init__(**kwargs)
-        if modes < 1 or radius <= 0 or std <= 0:
-            raise ValueError(
-                f"data.modes={modes}, data.radius={radius}, data.std={std}: "
-                "modes must be >= 1, radius and std positive"
-            )
-        self.modes, self.radius, self.std = int(modes), float(radius), float(std)
-        r = self.radius + 4 * self.std
-        self.value_range = (-1.25 * r, 1.25 * r)
+    std: float
+    modes: int
 
     @property
     def centers(self) -> Tensor:
-        angles = torch.arange(self.modes, dtype=torch.float32) * (2 * math.pi / self.modes)
-        return self.radius * torch.stack([angles.cos(), angles.sin()], dim=1)
+        raise NotImplementedError
+
+    def _set_range(self, extent: float) -> None:
+        """Plot range: the centres' extent plus 4 std, with a quarter's margin."""
+        r = extent + 4 * self.std
+        self.value_range = (-1.25 * r, 1.25 * r)
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         idx = torch.randint(self.modes, (n,), generator=generator)
@@ -99,15 +95,36 @@ class Ring(ToyDataModule):
         return torch.logsumexp(comp, dim=1) - math.log(self.modes)
 
 
-class Grid(ToyDataModule):
+class Ring(GaussianMixture2D):
+    """A mixture of ``modes`` isotropic Gaussians evenly spaced on a circle.
+
+    The standard mode-collapse toy (tutorial Figure 22): a collapsing generator visits one
+    mode at a time instead of covering all of them.
+    """
+
+    def __init__(self, modes: int = 8, radius: float = 2.0, std: float = 0.02, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if modes < 1 or radius <= 0 or std <= 0:
+            raise ValueError(
+                f"data.modes={modes}, data.radius={radius}, data.std={std}: "
+                "modes must be >= 1, radius and std positive"
+            )
+        self.modes, self.radius, self.std = int(modes), float(radius), float(std)
+        self._set_range(self.radius)
+
+    @property
+    def centers(self) -> Tensor:
+        angles = torch.arange(self.modes, dtype=torch.float32) * (2 * math.pi / self.modes)
+        return self.radius * torch.stack([angles.cos(), angles.sin()], dim=1)
+
+
+class Grid(GaussianMixture2D):
     """25 isotropic Gaussians on a square grid: PacGAN's 2D-grid (Lin et al. 2018, §5.1).
 
     Centres at every point of ``{-4, -2, 0, 2, 4}²`` by default (``side`` points per axis,
     ``spacing`` apart, centred on 0), each with standard deviation ``std`` (0.05), equally
     likely. ``centers`` and ``std`` are what :func:`ganlab.evaluation.mode_coverage` takes.
     """
-
-    shape = (2,)
 
     def __init__(self, side: int = 5, spacing: float = 2.0, std: float = 0.05, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -117,8 +134,7 @@ class Grid(ToyDataModule):
                 "spacing and std positive"
             )
         self.side, self.spacing, self.std = int(side), float(spacing), float(std)
-        r = self.spacing * (self.side - 1) / 2 + 4 * self.std
-        self.value_range = (-1.25 * r, 1.25 * r)
+        self._set_range(self.spacing * (self.side - 1) / 2)
 
     @property
     def modes(self) -> int:
@@ -129,12 +145,3 @@ class Grid(ToyDataModule):
         """(side², 2) centres, row-major: mode ``i * side + j`` is at (axis[i], axis[j])."""
         axis = (torch.arange(self.side, dtype=torch.float32) - (self.side - 1) / 2) * self.spacing
         return torch.cartesian_prod(axis, axis)
-
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        idx = torch.randint(self.modes, (n,), generator=generator)
-        return self.centers[idx] + self.std * torch.randn(n, 2, generator=generator)
-
-    def log_density(self, x: Tensor) -> Tensor:
-        d2 = torch.cdist(x.float(), self.centers).pow(2)
-        comp = -d2 / (2 * self.std**2) - math.log(2 * math.pi * self.std**2)
-        return torch.logsumexp(comp, dim=1) - math.log(self.modes)
