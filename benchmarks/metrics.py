@@ -30,6 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 from ganlab.evaluation import fid, kid, manifold_metrics  # noqa: E402
 from ganlab.evaluation.classifier import (  # noqa: E402
     ClassifierFeatures,
@@ -37,16 +39,6 @@ from ganlab.evaluation.classifier import (  # noqa: E402
     load_classifier,
 )
 from ganlab.evaluation.manifold import DEFAULT_BLOCK  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def best_of(fn: Callable[[], object], repeat: int) -> float:

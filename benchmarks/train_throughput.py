@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import math
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from machine import cpu_model  # benchmarks/machine.py, beside this script
 from omegaconf import DictConfig, open_dict
 
 from ganlab.build import build_callbacks, build_gan
@@ -235,8 +235,7 @@ def runs(values: list[float]) -> str:
 
 
 def machine(device: torch.device) -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     gpu = f" {torch.cuda.get_device_name()}" if device.type == "cuda" else ""
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), lightning {pl.__version__}, "
