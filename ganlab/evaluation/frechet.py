@@ -19,15 +19,11 @@ import torch
 from torch import Tensor
 
 from ganlab.evaluation.errors import MetricError
-from ganlab.evaluation.inputs import FeatureLike, as_matrix, as_pair
-
-
-def gaussian_fit(feats: FeatureLike, what: str = "features") -> tuple[Tensor, Tensor]:
-    """Mean and unbiased covariance (ddof = 1) of the rows, in float64."""
-    return _fit(as_matrix(feats, what))
+from ganlab.evaluation.inputs import FeatureLike, as_pair
 
 
 def _fit(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased covariance (ddof = 1) of the rows."""
     mu = x.mean(0)
     xc = x - mu
     return mu, (xc.T @ xc) / (len(x) - 1)
