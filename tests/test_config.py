@@ -4,11 +4,12 @@ Nothing here lists the options of a group: a new loss, architecture or dataset Y
 picked up by the glob and tested as it is.
 """
 
+import contextlib
 import itertools
 
 import pytest
 import torch
-from hydra.errors import ConfigCompositionException, InstantiationException
+from hydra.errors import ConfigCompositionException
 
 from conftest import CONF, compose
 from ganlab.build import build_datamodule, build_gan
@@ -20,23 +21,19 @@ DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
 ARCH = sorted(p.stem for p in (CONF / "arch").glob("*.yaml"))
 LOSS = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 OPTIM = sorted(p.stem for p in (CONF / "optim").glob("*.yaml"))
-#: networks above this size are built on the meta device only (the paper's CIFAR/TFD nets)
+#: networks above this size run on the meta device only (the paper's CIFAR/TFD nets)
 RUN_LIMIT = 5_000_000
 
 
 def _builds(data: str, arch: str) -> bool:
-    """Whether ``data`` x ``arch`` can work: the validator accepts it and both networks
-    take the data's shape (built and run on the meta device: no memory, no init cost)."""
-    cfg = compose([f"data={data}", f"arch={arch}"])
+    """Whether ``data`` x ``arch`` can work, as the validator judges it before a run (it
+    builds both networks on the meta device: ganlab.arch_fit); the test below then builds and
+    runs every accepted pair for real, so a pair the validator wrongly accepts fails there."""
     try:
-        validate_config(cfg)
-        with torch.device("meta"):
-            model = build_gan(cfg)
-            x = model.generator(torch.zeros(2, cfg.noise.dim))
-            model.discriminator(x)
-    except (ConfigError, InstantiationException, ValueError, RuntimeError):
+        validate_config(compose([f"data={data}", f"arch={arch}"]))
+    except ConfigError:
         return False
-    return tuple(x.shape[1:]) == tuple(cfg.data.shape)
+    return True
 
 
 PAIRS = [pair for pair in itertools.product(DATA, ARCH) if _builds(*pair)]
@@ -51,19 +48,19 @@ def test_every_dataset_and_architecture_has_a_partner():
 def test_every_data_arch_combination_instantiates(data, arch):
     for loss in LOSS:
         cfg = compose([f"data={data}", f"arch={arch}", f"loss={loss}", "optim=adam"])
-        with torch.device("meta"):
-            size = sum(p.numel() for p in build_gan(cfg).parameters())
         datamodule = build_datamodule(cfg)  # constructing reads no files
         assert datamodule.shape == tuple(cfg.data.shape)
-        if size > RUN_LIMIT:
-            continue
-        model = build_gan(cfg)
-        assert isinstance(model, GAN)
-        assert type(model.loss).__name__ == cfg.loss._target_.rsplit(".", 1)[1]
-        model.eval()
-        x = model.generator(torch.randn(2, cfg.noise.dim))
-        assert x.shape == (2, *datamodule.shape)
-        assert model.discriminator(x).shape == (2,)
+        with torch.device("meta"):
+            big = sum(p.numel() for p in build_gan(cfg).parameters()) > RUN_LIMIT
+        # the paper's big nets run on the meta device (shapes only), the others for real
+        with torch.device("meta") if big else contextlib.nullcontext():
+            model = build_gan(cfg)
+            assert isinstance(model, GAN)
+            assert type(model.loss).__name__ == cfg.loss._target_.rsplit(".", 1)[1]
+            model.eval()
+            x = model.generator(torch.randn(2, cfg.noise.dim))
+            assert x.shape == (2, *datamodule.shape)
+            assert model.discriminator(x).shape == (2,)
 
 
 def test_top_level_options():
