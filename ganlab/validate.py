@@ -30,6 +30,7 @@ from ganlab.errors import ConfigError
 from ganlab.module import UPDATES
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
 from ganlab.optim import LinearMomentum, exponential_decay
+from ganlab.text import error_reason
 
 #: free space below which a run refuses to start (its checkpoints would not fit)
 DEFAULT_MIN_FREE_MB = 100.0
@@ -129,7 +130,7 @@ def _try_optimizer(optim: DictConfig, target: str) -> None:
             instantiate(node, [torch.zeros(1, requires_grad=True)], _convert_="partial")
         except InstantiationException as err:
             cause = err.__cause__ or err
-            return " ".join(str(cause).split()) or type(cause).__name__
+            return error_reason(cause)
         return None
 
     problem = build(list(settings))

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.evaluation.errors import MetricError, WeightsMissingError, unknown_choice
+from ganlab.text import error_reason
 
 #: torch-fidelity's Inception-v3 weights (converted from the TF FID graph), fetched on first use
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -100,7 +101,7 @@ def inception_weights(download: bool = True, timeout: float = DOWNLOAD_TIMEOUT,
     try:
         torch.hub.download_url_to_file(url, str(path), progress=False)
     except Exception as err:  # offline, DNS, HTTP error, timeout: all say the same thing
-        reason = " ".join(str(err).split()) or type(err).__name__
+        reason = error_reason(err)
         raise WeightsMissingError(f"{hint}; the download failed: {reason[:120]}") from None
     finally:
         socket.setdefaulttimeout(old)

@@ -39,6 +39,7 @@ from ganlab.evaluation.frechet import fid
 from ganlab.evaluation.kid import kid
 from ganlab.evaluation.manifold import manifold_metrics
 from ganlab.evaluation.modes import mode_coverage
+from ganlab.text import error_reason
 
 #: metric name -> the keys it produces
 METRICS: dict[str, tuple[str, ...]] = {
@@ -242,7 +243,7 @@ class SampleScorer:
             try:  # a missing classifier or weights file is one error, not one per metric
                 self._real_features()
             except Exception as err:
-                errors["features"] = " ".join(str(err).split()) or type(err).__name__
+                errors["features"] = error_reason(err)
                 skip = {*FEATURE_METRICS, *CLASSIFIER_METRICS}
         for name, thunk in self._groups(samples):
             if name in skip:
@@ -252,5 +253,5 @@ class SampleScorer:
             except Exception as err:
                 if errors is None:
                     raise
-                errors[name] = " ".join(str(err).split()) or type(err).__name__
+                errors[name] = error_reason(err)
         return out
