@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ganlab.cli import cli_errors, exit_on_user_error
-from ganlab.run_folder import keep_first_hydra_record
+from ganlab.run_files import keep_first_hydra_record
 from ganlab.train import train
 from ganlab.validate import check_cli
 
