@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ganlab.networks.base import Discriminator
 from ganlab.networks.mlp import OUTPUTS
 
 SUPPORTED = (
@@ -111,7 +112,7 @@ class DCGANGenerator(nn.Module):
         return self.net(z.view(len(z), self.noise_dim, 1, 1))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(Discriminator):
     """Image -> stride-2 convs (LeakyReLU, BN from the second layer on) -> one logit.
 
     No pooling: downsampling is learned by strided convolutions. The last layer is an
@@ -141,9 +142,6 @@ class DCGANDiscriminator(nn.Module):
                 nn.LeakyReLU(negative_slope),
             ]
             width *= 2
-        layers.append(nn.Conv2d(width, 1, s, 1, 0))
+        layers.append(nn.Conv2d(width, 1, s, 1, 0))  # the head: features are its input map
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(len(x))

@@ -8,6 +8,7 @@ from math import prod
 import torch
 from torch import Tensor, nn
 
+from ganlab.networks.base import Discriminator
 from ganlab.networks.init import logit_of_marginals, uniform_
 
 OUTPUTS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
@@ -66,7 +67,7 @@ class MLPGenerator(nn.Module):
         return self.activation(self.out(self.body(z))).view(len(z), *self.shape)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(Discriminator):
     """x -> LeakyReLU hidden layers -> one logit, with optional (inverted) dropout.
 
     ``input_dropout``/``hidden_dropout`` are drop probabilities applied to the input of the
@@ -96,11 +97,9 @@ class MLPDiscriminator(nn.Module):
         if p > 0:
             layers.append(nn.Dropout(p))
         layers.append(nn.Linear(width, 1))
+        self.head_size = 2 if p > 0 else 1  # the output layer and its dropout
         self.net = nn.Sequential(*layers)
         uniform_(self, irange)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(len(x))
 
 
 class Maxout(nn.Module):
@@ -118,7 +117,7 @@ class Maxout(nn.Module):
         return self.linear(x).view(len(x), self.units, self.pieces).amax(dim=-1)
 
 
-class MaxoutDiscriminator(nn.Module):
+class MaxoutDiscriminator(Discriminator):
     """The paper's MNIST discriminator: maxout layers with dropout, then a sigmoid unit.
 
     Defaults are ``mnist.yaml``'s: two Maxout(240 x 5) layers, weights U(-0.005, 0.005),
@@ -143,8 +142,6 @@ class MaxoutDiscriminator(nn.Module):
             layers += [Maxout(width, int(u), pieces)]
             width = int(u)
         layers += [nn.Dropout(hidden_dropout if units else input_dropout), nn.Linear(width, 1)]
+        self.head_size = 2  # the output layer and its dropout
         self.net = nn.Sequential(*layers)
         uniform_(self, irange)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(len(x))

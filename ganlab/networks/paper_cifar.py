@@ -17,6 +17,7 @@ from math import prod
 import torch
 from torch import Tensor, nn
 
+from ganlab.networks.base import Discriminator
 from ganlab.networks.init import uniform_
 from ganlab.networks.mlp import OUTPUTS, Maxout
 
@@ -171,7 +172,7 @@ class MaxoutConv2d(nn.Module):
         return y.view(len(y), self.out_channels, self.pieces, *y.shape[-2:]).amax(dim=2)
 
 
-class CIFARConvDiscriminator(nn.Module):
+class CIFARConvDiscriminator(Discriminator):
     """``cifar10_convolutional.yaml``'s D: three conv-maxout + max-pool layers, a dense
     Maxout(500 x 5) layer and a logit, with the paper's dropout.
 
@@ -242,8 +243,6 @@ class CIFARConvDiscriminator(nn.Module):
             nn.Dropout(p_hid),
             nn.Linear(int(dense_units), 1),
         ]
+        self.head_size = 2  # the output layer and its dropout
         self.net = nn.Sequential(*layers)
         uniform_(self, irange)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(len(x))

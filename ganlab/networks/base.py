@@ -1,0 +1,33 @@
+"""What every discriminator offers: logits, and on request the features they come from.
+
+A discriminator is ``net``, an ``nn.Sequential`` whose last ``head_size`` modules (dropout,
+the output layer) map the *features* (the last hidden layer's activations) to one logit per
+example. ``forward(x, features=True)`` returns ``(logits, features)`` with the features
+flattened to (B, F): feature matching (``loss=feature_matching``), minibatch features,
+projection and auxiliary-classifier heads all read them, so each is written once for every
+architecture instead of once per network.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class Discriminator(nn.Module):
+    """Base of ganlab's discriminators: ``net`` = body + head, logits (B,)."""
+
+    net: nn.Sequential
+    #: trailing modules of ``net`` that map the features to the logit
+    head_size: int = 1
+
+    def forward(self, x: Tensor, features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        if not features:
+            return self.net(x).view(len(x))
+        h = x
+        cut = len(self.net) - self.head_size
+        feats = x
+        for i, layer in enumerate(self.net):
+            if i == cut:
+                feats = h
+            h = layer(h)
+        return h.view(len(x)), feats.flatten(1)
