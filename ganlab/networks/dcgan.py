@@ -25,6 +25,15 @@ from torch import Tensor, nn
 
 from ganlab.networks.base import Discriminator
 from ganlab.networks.mlp import OUTPUTS
+from ganlab.networks.norms import (
+    REFERENCE_NORMS,
+    check_norm,
+    draw_reference_noise,
+    drop_reference,
+    make_norm,
+    with_reference,
+)
+from ganlab.noise import NoisePrior
 
 SUPPORTED = (
     "H = W = s * 2**n with 4 <= s <= 7 and n >= 2, "
@@ -75,6 +84,11 @@ class DCGANGenerator(nn.Module):
     The projection is a ``ConvTranspose2d`` with an ``s x s`` kernel on z seen as a 1x1 map,
     i.e. a dense "project and reshape". Layers followed by BN have no bias (BN's shift
     replaces it); the output layer has one.
+
+    ``norm``: ``batch`` (DCGAN's BN), ``virtual`` or ``reference`` (statistics from a fixed
+    reference batch of ``reference_size`` noise vectors drawn from ``reference_noise`` with
+    ``reference_seed``, stored as the buffer ``z_ref``; :mod:`ganlab.networks.norms`), or
+    ``none`` (the hidden layers get biases instead).
     """
 
     def __init__(
@@ -83,33 +97,49 @@ class DCGANGenerator(nn.Module):
         shape: Sequence[int],
         base_channels: int = 64,
         output: str = "sigmoid",
+        norm: str = "batch",
+        reference_size: int = 64,
+        reference_noise: NoisePrior | None = None,
+        reference_seed: int = 0,
     ) -> None:
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"arch.generator.output={output!r} is not one of {sorted(OUTPUTS)}")
+        check_norm(norm, reference_size)
+        self.norm = norm
         self.noise_dim = _check_positive("noise.dim", noise_dim)
         base = _check_positive("arch.generator.base_channels", base_channels)
         c, s, n = dcgan_layout(shape, "arch.generator")
         self.shape = (c, s * 2**n, s * 2**n)
         width = base * 2 ** (n - 1)
+        bias = norm == "none"  # a norm's shift replaces the bias
+
+        def normed(width: int) -> nn.Module:
+            return make_norm(norm, width, reference_size, dims=2)
+
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(self.noise_dim, width, s, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
+            nn.ConvTranspose2d(self.noise_dim, width, s, 1, 0, bias=bias),
+            normed(width),
             nn.ReLU(),
         ]
         for _ in range(n - 1):
             layers += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=bias),
+                normed(width // 2),
                 nn.ReLU(),
             ]
             width //= 2
         layers += [nn.ConvTranspose2d(width, c, 4, 2, 1), OUTPUTS[output]()]
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
+        # the reference batch: drawn once, kept in checkpoints (None: not in the state dict)
+        self.register_buffer("z_ref", draw_reference_noise(
+            self.noise_dim, reference_size, reference_noise, reference_seed)
+            if norm in REFERENCE_NORMS else None)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z.view(len(z), self.noise_dim, 1, 1))
+        z = with_reference(z.view(len(z), self.noise_dim), self.z_ref)
+        return drop_reference(self.net(z.view(len(z), self.noise_dim, 1, 1)), self.z_ref)
 
 
 class DCGANDiscriminator(Discriminator):

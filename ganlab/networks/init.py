@@ -22,6 +22,23 @@ def uniform_(module: nn.Module, irange: float | None) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def normal_(module: nn.Module, std: float | None) -> None:
+    """Weights ~ N(0, std²), biases 0, for every Linear/Conv layer (``init_std: s``; Blocks'
+    ``IsotropicGaussian(s)`` with ``Constant(0)`` biases, as PacGAN's toy networks).
+
+    ``std=None`` leaves the layers as they are.
+    """
+    if std is None:
+        return
+    if not std > 0:
+        raise ValueError(f"init_std={std} must be positive (or null to keep another init)")
+    for m in module.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def logit_of_marginals(train: Tensor, eps: float = 1e-7) -> Tensor:
     """logit of each pixel's mean over the training set, clipped away from 0 and 1.
 

@@ -9,7 +9,16 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.networks.base import Discriminator
-from ganlab.networks.init import logit_of_marginals, uniform_
+from ganlab.networks.init import logit_of_marginals, normal_, uniform_
+from ganlab.networks.norms import (
+    REFERENCE_NORMS,
+    check_norm,
+    draw_reference_noise,
+    drop_reference,
+    make_norm,
+    with_reference,
+)
+from ganlab.noise import NoisePrior
 
 OUTPUTS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 
@@ -29,6 +38,13 @@ class MLPGenerator(nn.Module):
         output: ``sigmoid`` for data in [0, 1], ``linear`` for unbounded data.
         irange: uniform initialisation range (paper: 0.05); null keeps PyTorch's default.
         marginal_bias: initialise the sigmoid output bias from the data's pixel marginals.
+        norm: ``none`` (default), ``batch`` (BN before every hidden ReLU, as PacGAN's toy G),
+            ``virtual`` or ``reference`` (:mod:`ganlab.networks.norms`); normalised layers
+            have no bias (the norm's shift replaces it).
+        bn_momentum: PyTorch's BN momentum for ``norm=batch`` (PacGAN: 0.05).
+        init_std: weights ~ N(0, init_std²) and biases 0 instead of ``irange`` (PacGAN: 0.02).
+        reference_size, reference_noise, reference_seed: the reference batch of
+            ``virtual``/``reference`` norms (as :class:`~ganlab.networks.DCGANGenerator`).
     """
 
     def __init__(
@@ -39,23 +55,44 @@ class MLPGenerator(nn.Module):
         output: str = "sigmoid",
         irange: float | None = 0.05,
         marginal_bias: bool = False,
+        norm: str = "none",
+        bn_momentum: float = 0.1,
+        init_std: float | None = None,
+        reference_size: int = 64,
+        reference_noise: NoisePrior | None = None,
+        reference_seed: int = 0,
     ) -> None:
         super().__init__()
         _check_output(output)
+        check_norm(norm, reference_size)
         if noise_dim < 1:
             raise ValueError(f"noise.dim={noise_dim} must be a positive integer")
+        if init_std is not None and irange is not None:
+            raise ValueError(f"arch.generator.init_std={init_std} and irange={irange} are both "
+                             "set: set one of them to null")
         self.noise_dim = int(noise_dim)
         self.shape = tuple(int(s) for s in shape)
         self.marginal_bias = marginal_bias and output == "sigmoid"
+        self.norm = norm
         layers: list[nn.Module] = []
         width = self.noise_dim
         for h in hidden:
-            layers += [nn.Linear(width, int(h)), nn.ReLU()]
+            if norm == "none":
+                layers += [nn.Linear(width, int(h)), nn.ReLU()]
+            else:
+                layers += [nn.Linear(width, int(h), bias=False),
+                           make_norm(norm, int(h), reference_size, dims=1, momentum=bn_momentum),
+                           nn.ReLU()]
             width = int(h)
         self.out = nn.Linear(width, prod(self.shape))
         self.body = nn.Sequential(*layers)
         self.activation = OUTPUTS[output]()
         uniform_(self, irange)
+        normal_(self, init_std)
+        # the reference batch: drawn once, kept in checkpoints (None: not in the state dict)
+        self.register_buffer("z_ref", draw_reference_noise(
+            self.noise_dim, reference_size, reference_noise, reference_seed)
+            if norm in REFERENCE_NORMS else None)
 
     @torch.no_grad()
     def init_from_data(self, train: Tensor) -> None:
@@ -64,7 +101,8 @@ class MLPGenerator(nn.Module):
             self.out.bias.copy_(logit_of_marginals(train).to(self.out.bias))
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.activation(self.out(self.body(z))).view(len(z), *self.shape)
+        h = drop_reference(self.body(with_reference(z, self.z_ref)), self.z_ref)
+        return self.activation(self.out(h)).view(len(z), *self.shape)
 
 
 class MLPDiscriminator(Discriminator):
@@ -122,7 +160,8 @@ class MaxoutDiscriminator(Discriminator):
 
     Defaults are ``mnist.yaml``'s: two Maxout(240 x 5) layers, weights U(-0.005, 0.005),
     dropout include-probability 0.8 on the input and 0.5 before every later layer
-    (inverted dropout, i.e. kept values scaled by 1/p). Returns logits.
+    (inverted dropout, i.e. kept values scaled by 1/p). Returns logits. ``init_std`` (with
+    ``irange: null``) draws the weights from N(0, init_std²) instead, biases 0.
     """
 
     def __init__(
@@ -133,8 +172,12 @@ class MaxoutDiscriminator(Discriminator):
         input_dropout: float = 0.2,
         hidden_dropout: float = 0.5,
         irange: float | None = 0.005,
+        init_std: float | None = None,
     ) -> None:
         super().__init__()
+        if init_std is not None and irange is not None:
+            raise ValueError(f"arch.discriminator.init_std={init_std} and irange={irange} are "
+                             "both set: set one of them to null")
         layers: list[nn.Module] = [nn.Flatten()]
         width = prod(int(s) for s in shape)
         for i, u in enumerate(units):
@@ -145,3 +188,4 @@ class MaxoutDiscriminator(Discriminator):
         self.head_size = 2  # the output layer and its dropout
         self.net = nn.Sequential(*layers)
         uniform_(self, irange)
+        normal_(self, init_std)  # PacGAN's toy D: N(0, 0.02²), biases 0
