@@ -29,6 +29,7 @@ from ganlab.averaging import check_average
 from ganlab.errors import ConfigError
 from ganlab.module import UPDATES
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
+from ganlab.networks.norms import check_norm
 from ganlab.optim import LinearMomentum, exponential_decay
 from ganlab.text import error_reason
 
@@ -252,6 +253,23 @@ def _check_shapes(cfg: DictConfig) -> None:
         )
 
 
+def _check_generator_norm(cfg: DictConfig) -> None:
+    """``arch.generator.norm`` and its reference batch (:mod:`ganlab.networks.norms`).
+
+    The reference batch of virtual/reference BN is drawn from the noise prior, not from the
+    data, so there is no "reference batch larger than the dataset" to refuse: any size can
+    be drawn. What can be wrong is an unknown norm or fewer than 2 reference examples.
+    """
+    norm = _select(cfg, "arch.generator.norm")
+    if norm is None:
+        return
+    size = _select(cfg, "arch.generator.reference_size")
+    try:
+        check_norm(norm, 64 if size is None else size)
+    except ValueError as err:
+        raise ConfigError(f"{err}") from None
+
+
 def _arch_choice() -> str | None:
     """The ``arch=`` option chosen on the command line, when Hydra is running."""
     if not HydraConfig.initialized():
@@ -271,6 +289,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_trainer(cfg)
     _check_schedule(cfg)
     _check_average(cfg)
+    _check_generator_norm(cfg)
     _check_shapes(cfg)
     precision.check_config(cfg)
     compiling.check_config(cfg)  # last: with compile=true it compiles a probe (seconds)
