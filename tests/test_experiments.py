@@ -77,6 +77,16 @@ EXPECTED = {
         g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
         params=None,
     ),
+    # PacGAN's synthetic settings (fjxmlzn/PacGAN synthetic_data_experiments/*/config.py);
+    # G 2 -> 4 x (400, BN) -> 2, D 3 x Maxout(200 x 5) -> 1, counted by hand below
+    **{name: dict(
+        data=f"ganlab.data.{cls}", shape=(2,), gcn=None, output="linear", batch=100,
+        optim=ADAM, lr=1e-4, betas=[0.8, 0.999], noise="gaussian", noise_dim=2,
+        update="simultaneous", scale=1.0, d_scale=1.0, schedule=NO_SCHEDULE, epochs=400,
+        g="ganlab.networks.MLPGenerator", d="ganlab.networks.MaxoutDiscriminator",
+        params=(2 * 400 + 3 * 400 * 400 + 400 * 2 + 2 + 4 * 2 * 400,
+                (2 + 1) * 1000 + 2 * (200 + 1) * 1000 + 200 + 1),
+    ) for name, cls in (("pacgan_ring", "Ring"), ("pacgan_grid", "Grid"))},
 }
 
 # widths that make the paper's big networks cheap; the layer structure stays the same
@@ -121,8 +131,8 @@ def test_preset_settings(name):
     if want["optim"] == SGD:
         assert cfg.optim.momentum == 0.5
     else:
-        assert list(cfg.optim.betas) == [0.5, 0.999]
-    assert cfg.noise.dim == 100 and cfg.noise.kind == want["noise"]
+        assert list(cfg.optim.betas) == want.get("betas", [0.5, 0.999])
+    assert cfg.noise.dim == want.get("noise_dim", 100) and cfg.noise.kind == want["noise"]
     assert cfg["update"] == want["update"]  # cfg.update is DictConfig.update()
     assert cfg.loss._target_ == "ganlab.losses.NonSaturating"
     assert cfg.loss.scale == want["scale"] and cfg.loss.real_label == 1.0
@@ -190,10 +200,11 @@ def test_preset_builds_and_runs(name):
     for conf in (g_conf, d_conf):
         one = LinearMomentum(conf["optimizer"], ramp.final, ramp.start, ramp.saturate)
         one.step(1)
-        assert one.get_momentum() == pytest.approx(0.5)
+        start = want.get("betas", [0.5])[0]  # SGD's momentum or Adam's beta1
+        assert one.get_momentum() == pytest.approx(start)
         one.step(250)
         final = want["schedule"]["momentum_final"]
-        assert one.get_momentum() == pytest.approx(0.5 if final is None else final)
+        assert one.get_momentum() == pytest.approx(start if final is None else final)
 
     model.train()  # dropout and batch norm as in training
     with torch.no_grad():
