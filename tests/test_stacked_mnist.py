@@ -217,3 +217,19 @@ def test_missing_files_and_bad_options_are_one_line(tmp_path):
         StackedMNIST(root=str(tmp_path), n_train=0)
     with pytest.raises(ValueError, match="data=stacked_mnist"):
         StackedMNIST(root=str(tmp_path), shape=[1, 28, 28])
+
+
+# ------------------------------------------------------------------------------ the preset
+
+
+def test_preset_follows_pacgan_stacked_mnist_settings():
+    """experiment=pacgan_stacked_mnist: the values of PacGAN's VEEGAN-setting config.py."""
+    from conftest import compose
+
+    cfg = compose(["experiment=pacgan_stacked_mnist"])
+    assert cfg.data._target_ == "ganlab.data.StackedMNIST" and cfg.data.n_train == 128_000
+    assert cfg.data.batch_size == 64 and cfg.trainer.max_epochs == 50
+    assert cfg.noise.dim == 100 and cfg.noise.kind == "uniform"
+    assert cfg.optim.lr == pytest.approx(2e-4) and list(cfg.optim.betas) == [0.5, 0.999]
+    assert cfg.callbacks.parzen is None
+    assert cfg.callbacks.metrics.n_samples == 26_000 and cfg.callbacks.metrics.every_n_epochs == 1
