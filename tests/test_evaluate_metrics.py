@@ -43,7 +43,7 @@ def test_grid_run_logs_metrics_and_evaluate_reproduces_them(tmp_path):
     bad = run_script("evaluate.py", [f"ckpt={ckpt}", "metrics=[parzen,fdi]"], tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert ("error: unknown metric 'fdi': choose one of auto, classes, dc, fid, jsd, kid, "
-            "modes, parzen, pr, score") in bad.stderr
+            "modes, parzen, pr, score, stacked") in bad.stderr
 
 
 def _job(root, num, overrides, metrics):

@@ -87,6 +87,13 @@ EXPECTED = {
         params=(2 * 400 + 3 * 400 * 400 + 400 * 2 + 2 + 4 * 2 * 400,
                 (2 + 1) * 1000 + 2 * (200 + 1) * 1000 + 200 + 1),
     ) for name, cls in (("pacgan_ring", "Ring"), ("pacgan_grid", "Grid"))},
+    "pacgan_stacked_mnist": dict(
+        data="ganlab.data.StackedMNIST", shape=(3, 28, 28), gcn=None, output="sigmoid",
+        batch=64, optim=ADAM, lr=2e-4, noise="uniform", update="alternating", scale=1.0,
+        d_scale=1.0, schedule=NO_SCHEDULE, epochs=50,
+        g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
+        params=None,
+    ),
 }
 
 # widths that make the paper's big networks cheap; the layer structure stays the same

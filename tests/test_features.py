@@ -51,7 +51,7 @@ def test_unknown_feature_and_metric_names_list_the_choices():
     from ganlab.data import Ring
 
     with pytest.raises(MetricError, match=r"unknown metric 'fdi': choose one of auto, classes, "
-                                          r"dc, fid, jsd, kid, modes, pr, score"):
+                                          r"dc, fid, jsd, kid, modes, pr, score, stacked"):
         resolve(Ring(), ["fid", "fdi"])
     with pytest.raises(MetricError, match=r"metric 'jsd' is for 1-D data"):
         resolve(Ring(), ["jsd"])

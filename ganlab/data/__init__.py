@@ -4,6 +4,7 @@ from ganlab.data.base import GANDataModule, TensorBatches
 from ganlab.data.cifar10 import CIFAR10
 from ganlab.data.image_folder import ImageFolder
 from ganlab.data.mnist import MNIST, FashionMNIST, MissingDataError
+from ganlab.data.stacked_mnist import StackedMNIST
 from ganlab.data.tfd import TFD
 from ganlab.data.toy import Gaussian1D, Grid, Ring, ToyDataModule
 
@@ -16,6 +17,7 @@ __all__ = [
     "MNIST",
     "FashionMNIST",
     "MissingDataError",
+    "StackedMNIST",
     "Gaussian1D",
     "Grid",
     "Ring",

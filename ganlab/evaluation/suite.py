@@ -15,12 +15,13 @@ dc        ``density``, ``coverage`` (k = 5)              features
 score     ``cls_score``                                  ganlab's classifier (labelled images)
 classes   ``classes``, ``class_kl``                      ganlab's classifier (labelled images)
 modes     ``modes``, ``high_quality``, ``reverse_kl``    a mixture with ``centers`` and ``std``
+stacked   ``stacked_modes``, ``stacked_kl``              Stacked MNIST and the MNIST classifier
 jsd       ``jsd``                                        1-D data
 ========= ============================================== =====================================
 
 ``auto`` picks per dataset (:func:`default_metrics`): labelled images (MNIST, Fashion-MNIST)
 -> classifier features with fid, kid, pr, score, classes; CIFAR-10 -> Inception fid, kid;
-ring/grid -> modes; gaussian1d -> jsd.
+ring/grid -> modes; Stacked MNIST -> stacked; gaussian1d -> jsd.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ from ganlab.evaluation.frechet import fid
 from ganlab.evaluation.kid import kid
 from ganlab.evaluation.manifold import manifold_metrics
 from ganlab.evaluation.modes import mode_coverage
+from ganlab.evaluation.stacked import (
+    STACKED_SAMPLES,
+    channel_digits,
+    mnist_classifier,
+    stacked_coverage,
+)
 from ganlab.text import error_reason
 
 #: metric name -> the keys it produces
@@ -50,6 +57,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "score": ("cls_score",),
     "classes": ("classes", "class_kl"),
     "modes": ("modes", "high_quality", "reverse_kl"),
+    "stacked": ("stacked_modes", "stacked_kl"),
     "jsd": ("jsd",),
 }
 FEATURE_METRICS = ("fid", "kid", "pr", "dc")
@@ -65,6 +73,8 @@ def default_metrics(datamodule: Any) -> tuple[str, list[str]]:
         return "raw", ["modes"]
     if shape == (1,):
         return "raw", ["jsd"]
+    if hasattr(datamodule, "num_modes") and hasattr(datamodule, "digits"):
+        return "raw", ["stacked"]  # scored by the MNIST classifier, not by features
     if len(shape) == 3 and hasattr(datamodule, "labels"):
         return "classifier", ["fid", "kid", "pr", "score", "classes"]
     if len(shape) == 3 and shape[0] == 3:
@@ -89,6 +99,9 @@ def resolve(datamodule: Any, metrics: str | Sequence[str] = "auto", features: st
         if name == "modes" and not hasattr(datamodule, "centers"):
             raise MetricError(f"metric 'modes' needs a Gaussian mixture with known centres "
                               f"(data=ring or data=grid), not {what}")
+        if name == "stacked" and not hasattr(datamodule, "digits"):
+            raise MetricError(f"metric 'stacked' is for Stacked MNIST (data=stacked_mnist), "
+                              f"not {what}")
         if name == "jsd" and tuple(datamodule.shape) != (1,):
             raise MetricError(f"metric 'jsd' is for 1-D data (data=gaussian1d), not {what} "
                               f"of shape {tuple(datamodule.shape)}")
@@ -135,6 +148,7 @@ class SampleScorer:
         self.feature_batch_size = feature_batch_size
         self.device = device
         self._extractor: FeatureExtractor | None = None
+        self._mnist = None  # the MNIST classifier of the ``stacked`` metric, loaded on use
         self._real: dict[str, Tensor] = {}
 
     @property
@@ -211,6 +225,15 @@ class SampleScorer:
             dm = self.datamodule
             return mode_coverage(samples[:MODE_SAMPLES].flatten(1).cpu(), dm.centers, dm.std)
 
+        def stacked() -> dict[str, float]:
+            if self._mnist is None:
+                folder = self.classifier_dir or f"{self.datamodule.root}/classifiers"
+                self._mnist = mnist_classifier(folder)
+                if self.device is not None:
+                    self._mnist.model.to(self.device)  # type: ignore[attr-defined]
+            digits = channel_digits(samples[:STACKED_SAMPLES], self._mnist)
+            return stacked_coverage(digits, self.datamodule.num_modes)
+
         def jsd() -> dict[str, float]:
             dm = self.datamodule
             x = samples.reshape(-1, 1).cpu()
@@ -226,6 +249,7 @@ class SampleScorer:
             "score": lambda: {"cls_score": classifier_score(fake()[1])},
             "classes": classes,
             "modes": modes,
+            "stacked": stacked,
             "jsd": jsd,
         }
         return [(name, thunks[name]) for name in self.names]
