@@ -297,27 +297,27 @@ class GANDataModule(pl.LightningDataModule):
             )
         self.splits = {k: v.contiguous() for k, v in splits.items()}
         if self.needs_labels:
-            self._read_labels()
+            self._read_labels(for_training=True)
             if self.n_labels is not None:
                 self.labelled_subset()  # fails now, not at the first semi-supervised step
 
-    def _read_labels(self) -> dict[str, Tensor]:
+    def _read_labels(self, for_training: bool = False) -> dict[str, Tensor]:
         """Read and check :meth:`load_labels` once; a run that needs them and finds none for
         training fails here, in one line naming the option."""
-        if self.targets:
+        if self.targets and (not for_training or "train" in self.targets):
             return self.targets
         what = type(self).__name__
-        option = ("data.labels=true" if self.use_labels else
-                  f"data.n_labels={self.n_labels}" if self.n_labels is not None else
-                  "reading class labels")
-        labels = self.load_labels()
-        if labels is None or "train" not in labels:
+        option = "data.labels=true" if self.use_labels else f"data.n_labels={self.n_labels}"
+        labels = self.load_labels() or {}
+        if for_training and "train" not in labels:
             reason = getattr(self, "no_labels_reason", "its examples have no class labels")
             raise ConfigError(
                 f"{option} (a conditional, class-aware or semi-supervised run) needs class "
                 f"labels, but {what} has none for training: {reason}; use a labelled dataset "
                 "(mnist, fashion_mnist, cifar10, image_folder, ring, grid) or condition=none"
             )
+        if not labels:
+            raise KeyError(f"{what} has no class labels")
         found = self.classes_found(labels)
         if self.num_classes is None:
             self.num_classes = found
@@ -357,7 +357,7 @@ class GANDataModule(pl.LightningDataModule):
         way); rows in training-set order. With ``n_labels`` None, the whole training split.
         The examples stay in the unlabelled training stream too, as in that paper.
         """
-        x, y = self.splits["train"], self._read_labels()["train"]
+        x, y = self.splits["train"], self._read_labels(for_training=True)["train"]
         if self.n_labels is None:
             return x, y
         n, classes = self.n_labels, int(self.num_classes)

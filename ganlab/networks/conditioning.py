@@ -90,7 +90,8 @@ class ConditionalGenerator(nn.Module):
         embed_dim: None: ``code(y)`` is one-hot (size n, no parameters); an int: a learned
             ``nn.Embedding(n, embed_dim)`` (N(0, 1) init, like z).
 
-    ``noise_dim`` is the size of z alone, what the noise prior draws.
+    ``noise_dim`` is the size of z alone, what the noise prior draws. ``y`` may also be a
+    float (B, n) mixture of class codes (:meth:`code`), for interpolating across classes.
     """
 
     def __init__(self, base: nn.Module, num_classes: int, embed_dim: int | None = None) -> None:
@@ -111,6 +112,11 @@ class ConditionalGenerator(nn.Module):
             self.shape = base.shape
 
     def code(self, y: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The class code of ``y``: int64 (B,) classes, or float (B, n) weights of the class
+        codes (a one-hot row is that class; a mixture interpolates between classes)."""
+        if y.is_floating_point():
+            weights = y.to(dtype)
+            return weights if self.embed is None else weights @ self.embed.weight.to(dtype)
         if self.embed is None:
             return F.one_hot(y, self.num_classes).to(dtype)
         return self.embed(y).to(dtype)
