@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ganlab.networks.conditioning import check_class_index
 from ganlab.plots.images import image_grid
 
 __all__ = ["class_grid", "class_interpolation", "class_path_codes"]
@@ -41,6 +42,7 @@ def class_path_codes(path: Sequence[int], num_classes: int, steps: int) -> Tenso
     if len(path) < 2 or steps < 1:
         raise ValueError(f"a class path needs at least 2 classes and steps >= 1, got "
                          f"{list(path)} and {steps}")
+    check_class_index(torch.tensor(list(path)), num_classes)
     eye = torch.eye(num_classes)
     legs = []
     for a, b in zip(path[:-1], path[1:], strict=True):
