@@ -9,13 +9,15 @@ two objects share (``k``, ``seed``) are read once and handed to both, so they ca
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from math import prod
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
+from torch import nn
 
 from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError
@@ -47,9 +49,12 @@ def plain_config(cfg: Config) -> dict[str, Any]:
 def build_gan(cfg: Config) -> GAN:
     """The GAN LightningModule of a run config (composed, or stored in a checkpoint)."""
     cfg = _as_config(cfg)
+    generator, discriminator = wrap_conditional(
+        cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
+        lambda **kw: instantiate(cfg.arch.discriminator, **kw))
     return GAN(
-        generator=instantiate(cfg.arch.generator),
-        discriminator=instantiate(cfg.arch.discriminator),
+        generator=generator,
+        discriminator=discriminator,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optim),
         noise=instantiate(cfg.noise),
@@ -62,6 +67,84 @@ def build_gan(cfg: Config) -> GAN:
         steps_per_batch=int(cfg.get("steps_per_batch", 1)),
         config=plain_config(cfg),
     )
+
+
+#: ``condition.generator`` / ``condition.discriminator`` choices (conf/condition/*.yaml)
+CONDITION_G = ("none", "onehot", "embedding")
+CONDITION_D = ("none", "auto", "concat", "projection", "auxiliary", "classes")
+
+
+def wrap_conditional(
+    cfg: Config, make_generator: Callable[..., nn.Module],
+    make_discriminator: Callable[..., nn.Module],
+) -> tuple[nn.Module, nn.Module]:
+    """G and D for ``cfg.condition`` (ganlab/networks/conditioning.py); plain without it.
+
+    ``make_*(**overrides)`` instantiates the arch's network, with the sizes a wrapper needs
+    overridden: the generator gets ``noise_dim = noise.dim + code size``, a concatenating
+    discriminator ``shape = [prod(data.shape) + num_classes]``. ``discriminator: auto`` picks
+    concatenation for discriminators with a flat input (MLP, maxout) and a projection for the
+    others (convolutional ones, where a one-hot vector has no place in the image).
+    """
+    from ganlab.networks import conditioning as cond
+    from ganlab.networks.mlp import MaxoutDiscriminator, MLPDiscriminator
+
+    cfg = _as_config(cfg)
+    node = cfg.get("condition") or {}
+    g_kind, d_kind = node.get("generator", "none"), node.get("discriminator", "none")
+    for key, kind, allowed in (("generator", g_kind, CONDITION_G),
+                               ("discriminator", d_kind, CONDITION_D)):
+        if kind not in allowed:
+            raise ConfigError(f"condition.{key}={kind!r} is not one of {', '.join(allowed)}")
+    if g_kind == d_kind == "none":
+        return make_generator(), make_discriminator()
+    n = condition_classes(cfg)
+    if g_kind == "none":
+        generator = make_generator()
+    else:
+        embed = node.get("embed_dim") if g_kind == "embedding" else None
+        if g_kind == "embedding" and embed is None:
+            raise ConfigError("condition.generator=embedding needs condition.embed_dim (the "
+                              "embedding size, e.g. 50), or use condition.generator=onehot")
+        size = n if embed is None else int(embed)
+        generator = cond.ConditionalGenerator(
+            make_generator(noise_dim=int(cfg.noise.dim) + size), n, embed)
+    flat = issubclass(get_class(cfg.arch.discriminator._target_),
+                      MLPDiscriminator | MaxoutDiscriminator)
+    if d_kind == "auto":
+        d_kind = "concat" if flat else "projection"
+    if d_kind == "none":
+        discriminator = make_discriminator()
+    elif d_kind == "concat":
+        if not flat:
+            raise ConfigError(
+                f"condition.discriminator=concat needs a discriminator with a flat input (arch="
+                f"mlp, maxout, cifar_fc), not {cfg.arch.discriminator._target_}: use "
+                "condition.discriminator=projection (or auto)")
+        width = prod(int(s) for s in cfg.data.shape) + n
+        discriminator = cond.ConcatDiscriminator(make_discriminator(shape=[width]), n)
+    else:
+        wrapper = {"projection": cond.ProjectionDiscriminator,
+                   "auxiliary": cond.AuxiliaryClassifier, "classes": cond.ClassDiscriminator}
+        discriminator = wrapper[d_kind](make_discriminator(), n)
+    return generator, discriminator
+
+
+def condition_classes(cfg: Config) -> int:
+    """The number of classes networks are sized for: ``data.num_classes``, else the
+    dataset's own (ring, grid); the datamodule checks the labels against it when loaded."""
+    cfg = _as_config(cfg)
+    n = OmegaConf.select(cfg, "data.num_classes", default=None)
+    if n is None:
+        n = getattr(get_class(cfg.data._target_), "num_classes", None)
+        if n is None:  # computed from the dataset's settings (grid: side * side)
+            n = instantiate(cfg.data).num_classes
+    if n is None:
+        raise ConfigError(
+            f"condition=... needs the number of classes before the data are read, and "
+            f"{cfg.data._target_} knows it only then: set data.num_classes (e.g. the number "
+            "of class folders)")
+    return int(n)
 
 
 def build_datamodule(cfg: Config) -> GANDataModule:

@@ -29,7 +29,13 @@ PIXELS = 3 * 32 * 32
 
 
 def read_batch(path: Path) -> np.ndarray:
-    """One CIFAR-10 batch file as a (n, 3072) uint8 array (R, G, B planes, row-major).
+    """One CIFAR-10 batch file as a (n, 3072) uint8 array (R, G, B planes, row-major)."""
+    return read_labelled_batch(path)[0]
+
+
+def read_labelled_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 batch file: (n, 3072) uint8 images and their (n,) int64 classes (0-9 in
+    a real batch; -1 where ``b'labels'`` holds no integers).
 
     The pickle is read by :func:`ganlab.safe_pickle.load`, which builds dicts, lists, bytes,
     numbers and NumPy arrays only: a batch file that asks for anything else (``os.system``)
@@ -76,7 +82,11 @@ def read_batch(path: Path) -> np.ndarray:
     n_labels = len(labels) if hasattr(labels, "__len__") else None
     if n_labels != len(data):
         raise ValueError(f"{path}: {n_labels} labels for {len(data)} images; expected {expected}")
-    return data
+    try:  # checked only when used (data.labels): an unconditional run reads images alone
+        classes = np.asarray(labels, dtype=np.int64).reshape(len(data))
+    except (TypeError, ValueError, OverflowError):
+        classes = np.full(len(data), -1, dtype=np.int64)
+    return data, classes
 
 
 def global_contrast_normalize(x: Tensor, scale: float = 55.0, min_divisor: float = 1e-8) -> Tensor:
@@ -110,6 +120,7 @@ class CIFAR10(GANDataModule):
     """
 
     shape = (3, 32, 32)
+    num_classes = 10
     #: the generator's output layer that matches the data: [0, 1] data -> sigmoid
     output: str = "sigmoid"
     base_folder = datasets.CIFAR10.base_folder
@@ -178,8 +189,10 @@ class CIFAR10(GANDataModule):
 
     def load(self) -> dict[str, Tensor]:
         self._ensure_files()
-        train = np.concatenate([read_batch(self.folder / n) for n in TRAIN_FILES])
-        test = read_batch(self.folder / TEST_FILE)
+        batches = [read_labelled_batch(self.folder / n) for n in TRAIN_FILES]
+        train = np.concatenate([b[0] for b in batches])
+        test, test_y = read_labelled_batch(self.folder / TEST_FILE)
+        train_y = torch.from_numpy(np.concatenate([b[1] for b in batches]))
         if self.n_val >= len(train):
             raise ValueError(
                 f"data.n_val={self.n_val} leaves no training images: {self.folder} has "
@@ -187,9 +200,14 @@ class CIFAR10(GANDataModule):
             )
         train_x, test_x = self._to_float(train), self._to_float(test)
         n_train = len(train_x) - self.n_val
+        self._labels = {"train": train_y[:n_train], "val": train_y[n_train:],
+                        "test": torch.from_numpy(test_y)}
         # val is cloned so that it does not keep the whole 50k tensor alive once the train
         # split has moved to the accelerator
         return {"train": train_x[:n_train], "val": train_x[n_train:].clone(), "test": test_x}
+
+    def load_labels(self) -> dict[str, Tensor]:
+        return self._labels
 
     def _to_float(self, raw: np.ndarray) -> Tensor:
         x = torch.from_numpy(raw).to(torch.float32)

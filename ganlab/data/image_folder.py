@@ -276,6 +276,19 @@ class ImageFolder(GANDataModule):
         return {split: images.index_select(0, r).to(torch.float32).div_(255.0)
                 for split, r in rows.items()}
 
+    @property
+    def no_labels_reason(self) -> str:
+        return (f"{self.root} has no class sub-folders (<root>/<class>/<image>), so its "
+                "images have no class")
+
+    def load_labels(self) -> dict[str, Tensor] | None:
+        """The class-folder labels; None when the images sit in no class folder."""
+        if self.classes == [UNLABELLED]:
+            return None
+        if self.num_classes is None:
+            self.num_classes = len(self.classes)
+        return self.labels
+
     def _hold_out(self, rows: dict[str, Tensor]) -> dict[str, Tensor]:
         """Draw the missing val/test rows out of the training rows (seeded by split_seed)."""
         missing = [s for s in ("val", "test") if s not in rows]

@@ -3,8 +3,8 @@
 The image files are read as they ship (``*-images-idx3-ubyte.gz``) or uncompressed, without
 unpacking anything (:mod:`ganlab.data.idx`): a read-only data folder works, and no network
 is needed when the files are there. Only missing (or, with ``data.download=true``, damaged)
-files are downloaded, from torchvision's mirrors and MD5-checked. The labels are not read:
-an unconditional GAN does not use them.
+files are downloaded, from torchvision's mirrors and MD5-checked. The label files are read
+only when something uses them (``data.labels``, ``data.n_labels``, the classifier).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class MNIST(GANDataModule):
     """
 
     shape = (1, 28, 28)
+    num_classes = 10
     dataset_class = datasets.MNIST
     n_train = 50_000
     #: the image file of each official split, as named without ``.gz``
@@ -138,6 +139,9 @@ class MNIST(GANDataModule):
         train = self._idx(self.label_files["train"]).long()
         return {"train": train[: self.n_train], "val": train[self.n_train :],
                 "test": self._idx(self.label_files["test"]).long()}
+
+    def load_labels(self) -> dict[str, Tensor]:
+        return self.labels()
 
 
 class FashionMNIST(MNIST):

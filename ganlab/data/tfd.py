@@ -33,6 +33,10 @@ class TFD(GANDataModule):
     training set), val = ``== 2`` (valid), test = ``== 3``; value 1 (the classifier's labelled
     train set) is unused.
 
+    Labels: the 7 expressions (``labs_ex`` 1-7, as pylearn2's ``TFD`` minus 1) of the val and
+    test images. The training split is TFD's *unlabeled* set, so ``data.labels=true`` (a
+    conditional run) is refused; ``labs_id`` (identities) is not a class of the splits.
+
     Args:
         root: folder to look in: ``<root>/TFD_48x48.mat``, then pylearn2's
             ``<root>/faces/TFD/TFD_48x48.mat``.
@@ -42,6 +46,9 @@ class TFD(GANDataModule):
     """
 
     shape = (1, 48, 48)
+    num_classes = 7
+    no_labels_reason = ("its training split is TFD's unlabeled set (folds == 0, the paper's "
+                        "GAN set); only val and test have expression labels")
     #: the generator's output layer that matches the data: [0, 1] data -> sigmoid
     output: str = "sigmoid"
 
@@ -89,6 +96,8 @@ class TFD(GANDataModule):
         file = self.find_file()
         images, folds = read_mat(file)
         column = folds[:, self.fold]
+        self._file, self._n_images = file, len(images)
+        self._rows: dict[str, np.ndarray] = {}
         splits: dict[str, Tensor] = {}
         for name, code in SPLIT_CODES.items():
             rows = np.flatnonzero(column == code)
@@ -98,15 +107,31 @@ class TFD(GANDataModule):
                     f"{code}, so the {name!r} split would be empty (values present: "
                     f"{sorted(np.unique(column).tolist())})"
                 )
+            self._rows[name] = rows
             x = torch.from_numpy(np.ascontiguousarray(images[rows])).to(torch.float32)
             splits[name] = x.div_(255.0).unsqueeze(1)
         return splits
+
+    def load_labels(self) -> dict[str, Tensor]:
+        """Expressions 0-6 of the val and test images (``labs_ex - 1``); none for train."""
+        labs = np.asarray(scipy.io.loadmat(self._file).get("labs_ex", np.empty(0))).reshape(-1)
+        if len(labs) != self._n_images:
+            raise ValueError(f"{self._file}: 'labs_ex' has {len(labs)} entries for the images; "
+                             "expected one expression (1-7) per image")
+        out = {}
+        for name in ("val", "test"):
+            y = labs[self._rows[name]].astype(np.int64) - 1
+            if len(y) and (y.min() < 0 or y.max() > 6):
+                raise ValueError(f"{self._file}: 'labs_ex' of the {name!r} images is outside "
+                                 "1-7; expected TFD's expression labels")
+            out[name] = torch.from_numpy(y)
+        return out
 
 
 def read_mat(file: Path) -> tuple[np.ndarray, np.ndarray]:
     """``images`` (N, 48, 48) and ``folds`` (N, 5) from a TFD ``.mat``, checked.
 
-    The labels (``labs_id``, ``labs_ex``) are not read: an unconditional GAN does not use them.
+    The labels (``labs_ex``) are read by :meth:`TFD.load_labels`, only when used.
     Raises ValueError naming the file and the expected format when it does not match.
     """
     expected = (

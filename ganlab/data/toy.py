@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ganlab.data.base import GANDataModule
+from ganlab.errors import ConfigError
 
 
 class ToyDataModule(GANDataModule):
@@ -46,6 +47,7 @@ class Gaussian1D(ToyDataModule):
     """The paper's Figure 1 setting: one-dimensional data from N(mean, std^2)."""
 
     shape = (1,)
+    no_labels_reason = "one Gaussian has no classes"
     value_range = (-1.0, 9.0)
 
     def __init__(self, mean: float = 4.0, std: float = 0.5, **kwargs) -> None:
@@ -69,7 +71,8 @@ class GaussianMixture2D(ToyDataModule):
 
     Subclasses place the centres (``centers``, ``modes``); sampling, the exact density and the
     plotting range follow from them. ``centers`` and ``std`` are what
-    :func:`ganlab.evaluation.mode_coverage` takes.
+    :func:`ganlab.evaluation.mode_coverage` takes. The class of a point is the index of the
+    mode it was drawn from (``num_classes = modes``).
     """
 
     shape = (2,)
@@ -85,9 +88,30 @@ class GaussianMixture2D(ToyDataModule):
         r = extent + 4 * self.std
         self.value_range = (-1.25 * r, 1.25 * r)
 
+    def _set_classes(self) -> None:
+        """``num_classes`` is the number of modes; a configured other value is refused."""
+        if self.num_classes is not None and self.num_classes != self.modes:
+            raise ConfigError(f"data.num_classes={self.num_classes}, but {type(self).__name__} "
+                              f"has {self.modes} modes, one class each: set "
+                              f"data.num_classes={self.modes}")
+        self.num_classes = self.modes
+
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        return self.sample_labelled(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``n`` points and the index of the mode each was drawn from."""
         idx = torch.randint(self.modes, (n,), generator=generator)
-        return self.centers[idx] + self.std * torch.randn(n, 2, generator=generator)
+        return self.centers[idx] + self.std * torch.randn(n, 2, generator=generator), idx
+
+    def load(self) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(self.seed)
+        drawn = {name: self.sample_labelled(n, g) for name, n in self.n.items()}
+        self._labels = {name: y for name, (_, y) in drawn.items()}
+        return {name: x for name, (x, _) in drawn.items()}
+
+    def load_labels(self) -> dict[str, Tensor]:
+        return self._labels
 
     def log_density(self, x: Tensor) -> Tensor:
         d2 = torch.cdist(x.float(), self.centers).pow(2)
@@ -111,6 +135,7 @@ class Ring(GaussianMixture2D):
             )
         self.modes, self.radius, self.std = int(modes), float(radius), float(std)
         self._set_range(self.radius)
+        self._set_classes()
 
     @property
     def centers(self) -> Tensor:
@@ -135,6 +160,7 @@ class Grid(GaussianMixture2D):
             )
         self.side, self.spacing, self.std = int(side), float(spacing), float(std)
         self._set_range(self.spacing * (self.side - 1) / 2)
+        self._set_classes()
 
     @property
     def modes(self) -> int:
