@@ -16,10 +16,12 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
+from torch import nn
 
 from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError
 from ganlab.module import GAN
+from ganlab.networks.packing import PackedDiscriminator, check_pack, packed_shape
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def build_gan(cfg: Config) -> GAN:
     cfg = _as_config(cfg)
     return GAN(
         generator=instantiate(cfg.arch.generator),
-        discriminator=instantiate(cfg.arch.discriminator),
+        discriminator=build_discriminator(cfg),
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optim),
         noise=instantiate(cfg.noise),
@@ -62,6 +64,17 @@ def build_gan(cfg: Config) -> GAN:
         steps_per_batch=int(cfg.get("steps_per_batch", 1)),
         config=plain_config(cfg),
     )
+
+
+def build_discriminator(cfg: Config) -> nn.Module:
+    """``arch.discriminator``; with ``pack`` = m > 1 (PacGAN) built for packs of m examples
+    and wrapped to pack each minibatch (:mod:`ganlab.networks.packing`)."""
+    cfg = _as_config(cfg)
+    pack = check_pack(cfg.get("pack", 1))
+    if pack == 1:
+        return instantiate(cfg.arch.discriminator)
+    shape = packed_shape(list(cfg.data.shape), pack)
+    return PackedDiscriminator(instantiate(cfg.arch.discriminator, shape=list(shape)), pack)
 
 
 def build_datamodule(cfg: Config) -> GANDataModule:
