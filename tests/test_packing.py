@@ -70,10 +70,31 @@ def test_image_packs_stack_channels():
     torch.testing.assert_close(PackedDiscriminator(inner, 2)(x), inner(by_hand))
 
 
-def test_runtime_batch_that_does_not_divide():
-    d = PackedDiscriminator(MLPDiscriminator((4,), hidden=(8,)), 2)
+def test_runtime_batch_that_does_not_divide(caplog):
+    d = PackedDiscriminator(MLPDiscriminator((4,), hidden=(8,)), 2).eval()
     with pytest.raises(ConfigError, match=r"pack=2: the discriminator got a batch of 3"):
         d(torch.randn(3, 2))
+    # in training only an epoch's short last minibatch can: its odd example sits out, warned
+    d.train()
+    x = torch.randn(5, 2)
+    with caplog.at_level("WARNING"):
+        torch.testing.assert_close(d(x), d(x[:4]))
+        d(x)
+    assert [r.getMessage() for r in caplog.records].count(
+        "pack=2: a training minibatch of 5 examples leaves 1 out of its packs (an epoch's last "
+        "minibatch is short unless the training examples per device are a multiple of k x "
+        "data.batch_size); warned once") == 1
+
+
+def test_a_run_whose_last_minibatch_is_short(tmp_path, caplog):
+    """190 examples, k=2 minibatches of 20 per step: the last step gets 30 rows, split 15 +
+    15, which packs of 2 cannot hold whole; the run completes."""
+    with caplog.at_level("WARNING", logger="ganlab.networks.packing"):
+        metrics = train(compose([*RING, "k=2", "data.n_train=190", "callbacks=none",
+                                 f"paths.output_dir={tmp_path}"]))
+    assert math.isfinite(metrics["train/loss_d"])
+    assert any("a training minibatch of 15 examples leaves 1 out" in r.getMessage()
+               for r in caplog.records)
 
 
 @pytest.mark.parametrize("overrides, expect", [

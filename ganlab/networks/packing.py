@@ -17,6 +17,7 @@ is per device), so packs never straddle ranks. Both the real minibatch and the G
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,8 @@ from torch import Tensor, nn
 
 from ganlab.errors import ConfigError
 from ganlab.networks.base import Discriminator
+
+log = logging.getLogger(__name__)
 
 
 def check_pack(pack: Any) -> int:
@@ -51,6 +54,11 @@ class PackedDiscriminator(Discriminator):
     """Judge packs of ``m`` consecutive examples with ``inner``, a discriminator built for
     ``packed_shape(shape, m)``: (B, *shape) -> logits (B/m,) (module docstring).
 
+    A batch that does not divide into packs is an error in eval mode (evaluation, figures);
+    in training mode it can only be an epoch's short last minibatch, whose last ``len % m``
+    examples are left out of that step, with a warning once (one step in an epoch, fewer than
+    m examples, rather than a run stopped at the end of its first epoch).
+
     ``forward(x, features=True)`` returns ``(logits, features)`` with one feature row per
     pack, (B/m, F), as the inner discriminator reports them. The inner network is the
     attribute ``inner`` (its ``net`` and ``head_size`` are the network's; the wrapper has
@@ -64,16 +72,26 @@ class PackedDiscriminator(Discriminator):
         super().__init__()
         self.inner = inner
         self.m = check_pack(m)
+        self._warned = False
 
     def forward(self, x: Tensor, features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         n = len(x)
-        if n % self.m:
+        left = n % self.m
+        if left and not self.training:
             raise ConfigError(
                 f"pack={self.m}: the discriminator got a batch of {n} examples, which does not "
-                f"divide into packs of {self.m}; give it a multiple of {self.m} (in training, "
-                "an epoch's last minibatch is short unless the training examples per device "
-                "are a multiple of k x data.batch_size)"
+                f"divide into packs of {self.m}; give it a multiple of {self.m}"
             )
+        if left:  # an epoch's short last minibatch: its last few examples sit this step out
+            if not self._warned:
+                log.warning(
+                    "pack=%d: a training minibatch of %d examples leaves %d out of its packs "
+                    "(an epoch's last minibatch is short unless the training examples per "
+                    "device are a multiple of k x data.batch_size); warned once", self.m, n,
+                    left)
+                self._warned = True
+            x = x[: n - left]
+            n -= left
         packs = x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:])
         return self.inner(packs, features=features) if features else self.inner(packs)
 
