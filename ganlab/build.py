@@ -22,6 +22,7 @@ from torch import nn
 from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError
 from ganlab.module import GAN
+from ganlab.networks.packing import PackedDiscriminator, check_pack, packed_shape
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def build_gan(cfg: Config) -> GAN:
     cfg = _as_config(cfg)
     generator, discriminator = wrap_conditional(
         cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
-        lambda **kw: instantiate(cfg.arch.discriminator, **kw))
+        lambda **kw: build_discriminator(cfg, **kw))
     return GAN(
         generator=generator,
         discriminator=discriminator,
@@ -98,6 +99,9 @@ def wrap_conditional(
             raise ConfigError(f"condition.{key}={kind!r} is not one of {', '.join(allowed)}")
     if g_kind == d_kind == "none":
         return make_generator(), make_discriminator()
+    if int(cfg.get("pack", 1)) > 1:
+        raise ConfigError(f"pack={cfg.pack} with condition=... is not supported (a pack would "
+                          "mix the classes of its members): use pack=1")
     n = condition_classes(cfg)
     if g_kind == "none":
         generator = make_generator()
@@ -145,6 +149,19 @@ def condition_classes(cfg: Config) -> int:
             f"{cfg.data._target_} knows it only then: set data.num_classes (e.g. the number "
             "of class folders)")
     return int(n)
+
+
+def build_discriminator(cfg: Config, **overrides: Any) -> nn.Module:
+    """``arch.discriminator`` (with ``overrides``, e.g. a conditional wrapper's input
+    ``shape``); with ``pack`` = m > 1 (PacGAN) built for packs of m examples and wrapped to
+    pack each minibatch (:mod:`ganlab.networks.packing`)."""
+    cfg = _as_config(cfg)
+    pack = check_pack(cfg.get("pack", 1))
+    if pack == 1:
+        return instantiate(cfg.arch.discriminator, **overrides)
+    shape = packed_shape(list(overrides.pop("shape", cfg.data.shape)), pack)
+    return PackedDiscriminator(
+        instantiate(cfg.arch.discriminator, shape=list(shape), **overrides), pack)
 
 
 def build_datamodule(cfg: Config) -> GANDataModule:

@@ -28,6 +28,7 @@ from ganlab.arch_fit import shape_problem, suggestion
 from ganlab.averaging import check_average
 from ganlab.errors import ConfigError
 from ganlab.module import UPDATES
+from ganlab.networks import minibatch, packing
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
 from ganlab.networks.norms import check_norm
 from ganlab.optim import LinearMomentum, exponential_decay
@@ -290,6 +291,8 @@ def validate_config(cfg: DictConfig) -> None:
     _check_schedule(cfg)
     _check_average(cfg)
     _check_generator_norm(cfg)
+    packing.check_config(cfg)
+    minibatch.check_config(cfg)
     _check_shapes(cfg)
     precision.check_config(cfg)
     compiling.check_config(cfg)  # last: with compile=true it compiles a probe (seconds)

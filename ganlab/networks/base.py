@@ -19,6 +19,9 @@ class Discriminator(nn.Module):
     net: nn.Sequential
     #: trailing modules of ``net`` that map the features to the logit
     head_size: int = 1
+    #: False when an example's logit depends on the other examples of its batch (minibatch
+    #: features, packing): D(x) of single points (the toy plots' contours) is then undefined
+    per_example: bool = True
 
     def forward(self, x: Tensor, features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         if not features:

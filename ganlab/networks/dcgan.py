@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ganlab.networks.base import Discriminator
+from ganlab.networks.minibatch import MinibatchSpec, add_minibatch_features
 from ganlab.networks.mlp import OUTPUTS
 from ganlab.networks.norms import (
     REFERENCE_NORMS,
@@ -147,6 +148,8 @@ class DCGANDiscriminator(Discriminator):
 
     No pooling: downsampling is learned by strided convolutions. The last layer is an
     ``s x s`` convolution over the final map, i.e. a dense layer to one logit.
+    ``minibatch_features={kernels, dim}`` makes that head Flatten -> minibatch features
+    (:mod:`ganlab.networks.minibatch`) on the final map's pixels -> Linear(F + kernels, 1).
     """
 
     def __init__(
@@ -154,6 +157,7 @@ class DCGANDiscriminator(Discriminator):
         shape: Sequence[int],
         base_channels: int = 64,
         negative_slope: float = 0.2,
+        minibatch_features: MinibatchSpec = None,
     ) -> None:
         super().__init__()
         base = _check_positive("arch.discriminator.base_channels", base_channels)
@@ -172,6 +176,12 @@ class DCGANDiscriminator(Discriminator):
                 nn.LeakyReLU(negative_slope),
             ]
             width *= 2
-        layers.append(nn.Conv2d(width, 1, s, 1, 0))  # the head: features are its input map
+        if minibatch_features is None:
+            layers.append(nn.Conv2d(width, 1, s, 1, 0))  # the head: features are its input map
+        else:  # the s x s conv is a dense layer on the map's pixels: flatten, then widen it
+            layers, self.head_size = add_minibatch_features(
+                [*layers, nn.Flatten(), nn.Linear(width * s * s, 1)], 1, width * s * s,
+                minibatch_features)
+        self.per_example = minibatch_features is None
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ganlab.networks.base import Discriminator
 from ganlab.networks.init import logit_of_marginals, normal_, uniform_
+from ganlab.networks.minibatch import MinibatchSpec, add_minibatch_features
 from ganlab.networks.norms import (
     REFERENCE_NORMS,
     check_norm,
@@ -110,7 +111,9 @@ class MLPDiscriminator(Discriminator):
 
     ``input_dropout``/``hidden_dropout`` are drop probabilities applied to the input of the
     first layer and of every later layer (including the output layer), as in the paper's
-    code; set both to 0 to disable dropout.
+    code; set both to 0 to disable dropout. ``minibatch_features={kernels, dim}`` adds
+    Salimans et al.'s minibatch features in front of the output layer
+    (:mod:`ganlab.networks.minibatch`; needs a hidden layer).
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class MLPDiscriminator(Discriminator):
         input_dropout: float = 0.0,
         hidden_dropout: float = 0.0,
         irange: float | None = None,
+        minibatch_features: MinibatchSpec = None,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -135,7 +139,10 @@ class MLPDiscriminator(Discriminator):
         if p > 0:
             layers.append(nn.Dropout(p))
         layers.append(nn.Linear(width, 1))
-        self.head_size = 2 if p > 0 else 1  # the output layer and its dropout
+        layers, self.head_size = add_minibatch_features(  # the output layer and its dropout
+            layers, 2 if p > 0 else 1, width, minibatch_features,
+            None if hidden else "arch.discriminator.hidden=[]")
+        self.per_example = minibatch_features is None
         self.net = nn.Sequential(*layers)
         uniform_(self, irange)
 
@@ -162,6 +169,8 @@ class MaxoutDiscriminator(Discriminator):
     dropout include-probability 0.8 on the input and 0.5 before every later layer
     (inverted dropout, i.e. kept values scaled by 1/p). Returns logits. ``init_std`` (with
     ``irange: null``) draws the weights from N(0, init_std²) instead, biases 0.
+    ``minibatch_features={kernels, dim}`` adds Salimans et al.'s minibatch features in front
+    of the output layer (:mod:`ganlab.networks.minibatch`; needs a maxout layer).
     """
 
     def __init__(
@@ -173,6 +182,7 @@ class MaxoutDiscriminator(Discriminator):
         hidden_dropout: float = 0.5,
         irange: float | None = 0.005,
         init_std: float | None = None,
+        minibatch_features: MinibatchSpec = None,
     ) -> None:
         super().__init__()
         if init_std is not None and irange is not None:
@@ -185,7 +195,10 @@ class MaxoutDiscriminator(Discriminator):
             layers += [Maxout(width, int(u), pieces)]
             width = int(u)
         layers += [nn.Dropout(hidden_dropout if units else input_dropout), nn.Linear(width, 1)]
-        self.head_size = 2  # the output layer and its dropout
+        layers, self.head_size = add_minibatch_features(  # the output layer and its dropout
+            layers, 2, width, minibatch_features,
+            None if units else "arch.discriminator.units=[]")
+        self.per_example = minibatch_features is None
         self.net = nn.Sequential(*layers)
         uniform_(self, irange)
         normal_(self, init_std)  # PacGAN's toy D: N(0, 0.02²), biases 0

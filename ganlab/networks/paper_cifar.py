@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ganlab.networks.base import Discriminator
 from ganlab.networks.init import uniform_
+from ganlab.networks.minibatch import MinibatchSpec, add_minibatch_features
 from ganlab.networks.mlp import OUTPUTS, Maxout
 
 
@@ -181,7 +182,9 @@ class CIFARConvDiscriminator(Discriminator):
     input of every later layer including the logit. Pooling is cuda-convnet's, whose last
     window may hang over the edge: ``MaxPool2d(ceil_mode=True)``. Paper sizes at 3x32x32:
     32x16x16 -> 32x7x7 -> 192x5x5 -> 500 -> 1. Weights ~ U(-irange, irange), biases 0.
-    Default size: 12,454,073 parameters. Returns logits.
+    Default size: 12,454,073 parameters. Returns logits. ``minibatch_features={kernels,
+    dim}`` adds Salimans et al.'s minibatch features on the dense maxout layer's output
+    (:mod:`ganlab.networks.minibatch`).
     """
 
     def __init__(
@@ -198,6 +201,7 @@ class CIFARConvDiscriminator(Discriminator):
         input_dropout: float = 0.2,
         hidden_dropout: float = 0.5,
         irange: float | None = 0.005,
+        minibatch_features: MinibatchSpec = None,
     ) -> None:
         super().__init__()
         c, h, w = shape = _check_shape(shape, "arch.discriminator")
@@ -243,6 +247,8 @@ class CIFARConvDiscriminator(Discriminator):
             nn.Dropout(p_hid),
             nn.Linear(int(dense_units), 1),
         ]
-        self.head_size = 2  # the output layer and its dropout
+        layers, self.head_size = add_minibatch_features(  # the output layer and its dropout
+            layers, 2, int(dense_units), minibatch_features)
+        self.per_example = minibatch_features is None
         self.net = nn.Sequential(*layers)
         uniform_(self, irange)

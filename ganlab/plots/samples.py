@@ -24,8 +24,11 @@ def sample_picture(
     Images: a uint8 grid of ``nrow`` columns whose pixels are scaled by ``data.value_range``
     (not clamped to [0, 1]: normalised data such as ``data.gcn=55`` span about +-3). 1-D
     points: paper Figure 1 (p_data, p_g, D and D*). 2-D points: a scatter over the data's
-    modes, with D(x) as contours when ``discriminator`` is given.
+    modes, with D(x) as contours when ``discriminator`` is given and judges each example on
+    its own (not with minibatch features or packing: ``per_example=False``).
     """
+    if not getattr(discriminator, "per_example", True):
+        discriminator = None  # D(x) of one point is undefined when D judges batches or packs
     if data.is_image:
         return image_grid(samples, nrow=nrow, value_range=data.value_range)
     if data.dim == 1:
