@@ -224,6 +224,9 @@ class GAN(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._nets = self._training_networks()
+        # rebuilt here, so that a game or noise prior set on the module since it was
+        # constructed is the one the rule uses (the rule keeps references, not lookups)
+        self._rule = make_rule(self)
         self._g_params = list(self.generator.parameters())
         self._d_params = list(self.discriminator.parameters())
         self._d_trainable = [p for p in self._d_params if p.requires_grad]
