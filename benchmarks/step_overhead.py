@@ -40,7 +40,7 @@ from pytorch_lightning.trainer.connectors.logger_connector.logger_connector impo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput as tt  # noqa: E402
 
-from ganlab import averaging  # noqa: E402
+from ganlab import averaging, updates  # noqa: E402
 from ganlab.module import GAN  # noqa: E402
 
 #: label -> whether the plain loop does the same work
@@ -102,8 +102,10 @@ def instrument(spans: Spans) -> None:
     spans.patch(_LoggerConnector, "update_train_step_metrics",
                 "logging: Lightning logger connector")
     spans.patch(pl.LightningModule, "log", "logging: self.log (logged steps)")
-    for name in ("training_step", "_d_step", "_g_step", "_simultaneous_step"):
-        spans.patch(GAN, name, "ganlab training step (Python)")
+    for owner, name in ((GAN, "training_step"), (GAN, "_one_step"),
+                        (updates.Alternating, "d_step"), (updates.Alternating, "g_step"),
+                        (updates.Simultaneous, "step")):
+        spans.patch(owner, name, "ganlab training step (Python)")
     spans.patch(GAN, "_log_stats", "logging: self.log (logged steps)")
     spans.patch(GAN, "_d_stats", "logging: statistics (logged steps)")
     spans.patch(pl.LightningModule, "manual_backward", "Lightning: manual_backward wrapper")

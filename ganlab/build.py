@@ -66,6 +66,7 @@ def build_gan(cfg: Config) -> GAN:
         average=_plain(cfg.get("average")),
         compile=bool(cfg.get("compile", False)),
         steps_per_batch=int(cfg.get("steps_per_batch", 1)),
+        unroll=cfg.get("unroll", 0),
         config=plain_config(cfg),
     )
 

@@ -71,8 +71,17 @@ class GANLoss:
                       for a in (real_logits, fake_logits))
         return -(F.softplus(-real).mean() + F.softplus(fake).mean())
 
+    #: whether the generator cost reads D's features (:meth:`feature_generator`) instead of
+    #: its logits; the update rules ask D for features only for such games
+    uses_features: bool = False
+
     def generator(self, fake_logits: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def feature_generator(self, real_features: Tensor, fake_features: Tensor) -> Tensor:
+        """G's cost from D's features (B, F) of real and generated data (games with
+        ``uses_features``)."""
+        raise NotImplementedError(f"{type(self).__name__} reads logits, not features")
 
     def __repr__(self) -> str:
         return (
@@ -109,3 +118,32 @@ class MaxLikelihood(GANLoss):
 
     def generator(self, fake_logits: Tensor) -> Tensor:
         return -self.scale * torch.exp(fake_logits).mean()
+
+
+class FeatureMatching(GANLoss):
+    """Feature matching (Salimans et al. 2016, "Improved techniques for training GANs", §3.1;
+    tutorial §5.4): G matches the mean of D's features on real data,
+    ``J(G) = scale * mean_j (E_x f_j(x) - E_z f_j(G(z)))^2``, with ``f`` the input of D's
+    output layer (``d(x, features=True)``, :mod:`ganlab.networks.base`). D keeps the shared
+    cost. The paper writes the squared L2 norm; its code (openai/improved-gan,
+    ``train_mnist_feature_matching.py``: ``loss_gen = T.mean(T.square(mom_gen - mom_real))``)
+    takes the mean over the F features, i.e. the norm / F, which keeps the cost's size
+    independent of D's width; ganlab follows the code (``scale: 1``). The real features come
+    from the current D (after its k steps) on a real minibatch, without gradient
+    (:mod:`ganlab.updates`).
+    """
+
+    uses_features = True
+
+    def __init__(self, scale: float = 1.0, real_label: float = 1.0, d_scale: float = 0.5) -> None:
+        super().__init__(scale=scale, real_label=real_label, d_scale=d_scale)
+
+    def generator(self, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError(
+            "loss=feature_matching's generator cost reads D's features: call "
+            "feature_generator(real_features, fake_features)"
+        )
+
+    def feature_generator(self, real_features: Tensor, fake_features: Tensor) -> Tensor:
+        diff = real_features.mean(0) - fake_features.mean(0)
+        return self.scale * diff.square().mean()

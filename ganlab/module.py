@@ -1,4 +1,9 @@
-"""The GAN as one LightningModule with manual optimisation (Algorithm 1 of the paper)."""
+"""The GAN as one LightningModule with manual optimisation.
+
+The module is where the techniques meet: networks, game, optimisers, random streams,
+averaging, logging and checkpoints. How a training step moves G and D (Algorithm 1, the
+simultaneous update, the unrolled G cost) lives in :mod:`ganlab.updates`.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,8 @@ from ganlab.noise import NoisePrior
 from ganlab.optim import exponential_decay
 from ganlab.rng import RandomStreams
 from ganlab.strategies import TrainingNetworks, training_networks
+from ganlab.updates import UPDATES, check_features, check_unroll, make_rule
 
-UPDATES = ("alternating", "simultaneous")
 #: size of the fixed noise batch that sample grids are drawn from (a 10 x 10 grid)
 N_FIXED = 100
 
@@ -42,7 +47,8 @@ class GAN(pl.LightningModule):
     1), takes ``k`` discriminator steps, each on a fresh real minibatch and fresh noise, then
     one generator step on fresh noise. ``update="simultaneous"`` (the paper's code, and the
     tutorial's recommendation) updates both networks from one forward pass: the same
-    samples and the same discriminator dropout masks; it needs ``k=1``.
+    samples and the same discriminator dropout masks; it needs ``k=1``. The rules
+    themselves are in :mod:`ganlab.updates`.
 
     Args:
         generator, discriminator: networks (see :mod:`ganlab.networks`).
@@ -50,6 +56,10 @@ class GAN(pl.LightningModule):
         optimizer: a partial ``optimizer(params)``, used for both networks.
         noise: the prior p_z.
         k: discriminator steps per generator step.
+        update: ``"alternating"`` or ``"simultaneous"`` (above).
+        unroll: look-ahead steps of D's optimiser that G's cost is differentiated through
+            (unrolled GAN, Metz et al. 2016; :class:`ganlab.updates.Unrolled`); 0 = off.
+            Alternating update only, not with ``compile`` nor under DDP.
         schedule: ``lr_decay``/``min_lr`` (per update) and ``momentum_final``/
             ``momentum_start``/``momentum_saturate`` (per epoch, 1-based).
         seed: seeds the noise stream (per DDP rank) and the fixed noise for sample grids.
@@ -83,6 +93,7 @@ class GAN(pl.LightningModule):
         average: dict[str, Any] | None = None,
         compile: bool = False,
         steps_per_batch: int = 1,
+        unroll: int = 0,
     ) -> None:
         super().__init__()
         if int(k) < 1:
@@ -92,6 +103,8 @@ class GAN(pl.LightningModule):
         if update == "simultaneous" and int(k) != 1:
             raise ValueError(f"update=simultaneous needs k=1, got k={k}; use update=alternating")
         check_compile_update(bool(compile), update)
+        unroll = check_unroll(unroll, update, bool(compile))
+        check_features(loss, discriminator)
         if isinstance(steps_per_batch, bool) or int(steps_per_batch) < 1:
             raise ValueError(f"steps_per_batch={steps_per_batch!r} must be an integer >= 1")
         self.automatic_optimization = False
@@ -118,6 +131,7 @@ class GAN(pl.LightningModule):
         self._average_start = int(self.average.get("start_epoch", 0)) if self.average else 0
         self.compile_networks = bool(compile)
         self.steps_per_batch = int(steps_per_batch)
+        self.unroll = unroll
         self._rows_per_step = 0
         self._replicas: tuple[nn.Module, nn.Module] | None = None
         self._nets: TrainingNetworks | None = None
@@ -127,6 +141,7 @@ class GAN(pl.LightningModule):
         fixed = noise.draw(N_FIXED, torch.Generator().manual_seed(self.seed + 12345))
         self.register_buffer("fixed_z", fixed)
         self._logging = True  # whether this step's values are logged (lightning_compat)
+        self._rule = make_rule(self)  # how a training step moves G and D (ganlab.updates)
 
     # ----------------------------------------------------------------- sampling
     def forward(self, z: Tensor) -> Tensor:
@@ -209,6 +224,9 @@ class GAN(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._nets = self._training_networks()
+        # rebuilt here, so that a game or noise prior set on the module since it was
+        # constructed is the one the rule uses (the rule keeps references, not lookups)
+        self._rule = make_rule(self)
         self._g_params = list(self.generator.parameters())
         self._d_params = list(self.discriminator.parameters())
         self._d_trainable = [p for p in self._d_params if p.requires_grad]
@@ -248,6 +266,12 @@ class GAN(pl.LightningModule):
                 "DDP wrapper of its own): use trainer=ddp (strategy gan_ddp), or "
                 "update=alternating"
             )
+        if self.trainer.world_size > 1 and self.unroll:
+            raise ValueError(
+                f"unroll={self.unroll} is not supported under DDP (each rank's look-ahead "
+                "would see only its own minibatch, and double backward through a DDP wrapper "
+                "is unsupported): train on one device, or set unroll=0"
+            )
         return training_networks(self.generator, self.discriminator, replicas,
                                  self.compile_networks)
 
@@ -268,21 +292,6 @@ class GAN(pl.LightningModule):
         else:
             optimizer.step()
 
-    def _d_step(self, real: Tensor, opt_d, sched_d) -> dict[str, Tensor]:
-        nets = self._nets
-        with torch.no_grad():
-            fake = nets.g_fixed(self.noise.sample(len(real)))
-        real_logits = nets.d_train(real)
-        fake_logits = nets.d_train(fake)
-        # the cost in float32 whatever the forward pass ran in (trainer.precision)
-        loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
-        opt_d.zero_grad(set_to_none=True)
-        self._backward(loss_d)
-        stats = self._d_stats(loss_d, real_logits, fake_logits) if self._logging else {}
-        self._step(opt_d)
-        sched_d.step()
-        return stats
-
     def _d_stats(self, loss_d: Tensor, real_logits: Tensor, fake_logits: Tensor) -> dict:
         """D's loss, mean outputs and gradient norm: computed on logged steps only."""
         return {
@@ -300,52 +309,9 @@ class GAN(pl.LightningModule):
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         return 1.0 if scaler is None else float(scaler.get_scale())
 
-    def _g_step(self, n: int, opt_g, sched_g) -> dict[str, Tensor]:
-        nets = self._nets
-        frozen = self._d_trainable
-        for p in frozen:  # D gets no gradient from G's cost (what toggle_optimizer does)
-            p.requires_grad_(False)
-        try:
-            fake_logits = nets.d_fixed(nets.g_train(self.noise.sample(n)))
-            loss_g = self.loss.generator(fake_logits.float())
-            opt_g.zero_grad(set_to_none=True)
-            self._backward(loss_g)
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
-        stats = {"loss_g": loss_g.detach(),
-                 "grad_norm_g": _grad_norm(self._g_params) / self._loss_scale()} if (
-            self._logging) else {}
-        self._step(opt_g)
-        sched_g.step()
-        return stats
-
-    def _simultaneous_step(self, real: Tensor, opt_g, opt_d, sched_g, sched_d) -> dict:
-        """Both updates from one forward pass, as the paper's code did.
-
-        ``inputs=`` keeps each cost's gradient to its own network (and saves autograd the
-        work of differentiating J(D) through G).
-        """
-        nets = self._nets
-        fake = nets.g_train(self.noise.sample(len(real)))
-        real_logits = nets.d_train(real)
-        fake_logits = nets.d_train(fake)
-        loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
-        loss_g = self.loss.generator(fake_logits.float())
-        opt_g.zero_grad(set_to_none=True)
-        opt_d.zero_grad(set_to_none=True)
-        self._backward(loss_d, inputs=self._d_params, retain_graph=True)
-        self._backward(loss_g, inputs=self._g_params)
-        stats = {}
-        if self._logging:
-            stats = self._d_stats(loss_d, real_logits, fake_logits)
-            stats.update(loss_g=loss_g.detach(),
-                         grad_norm_g=_grad_norm(self._g_params) / self._loss_scale())
-        self._step(opt_d)
-        self._step(opt_g)
-        sched_d.step()
-        sched_g.step()
-        return stats
+    def _grad_norm_g(self) -> Tensor:
+        """G's gradient norm (logged steps only)."""
+        return _grad_norm(self._g_params) / self._loss_scale()
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         """``steps_per_batch`` training steps, each on the next ``k`` minibatches of the batch."""
@@ -366,17 +332,10 @@ class GAN(pl.LightningModule):
             self._log_stats(stats, opt_g, opt_d, m)
 
     def _one_step(self, batch: Tensor, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
-        """One training step (k D updates and a G update, or the simultaneous update) on
-        ``k`` minibatches; returns its statistics (on logged steps) and the minibatch size."""
-        if self.update == "simultaneous":
-            m = len(batch)
-            stats = self._simultaneous_step(batch, opt_g, opt_d, sched_g, sched_d)
-        else:
-            chunks = (batch,) if self.k == 1 else [c for c in batch.tensor_split(self.k) if len(c)]
-            m = len(chunks[0])
-            for real in chunks:
-                stats = self._d_step(real, opt_d, sched_d)
-            stats.update(self._g_step(m, opt_g, sched_g))
+        """One training step by the update rule (:mod:`ganlab.updates`) on ``k`` minibatches,
+        then the generator average; returns the statistics (on logged steps) and the
+        minibatch size."""
+        stats, m = self._rule.step(batch, opt_g, opt_d, sched_g, sched_d)
         if self.generator_avg is not None and self.current_epoch >= self._average_start:
             self.generator_avg.update_parameters(self.generator)
         return stats, m

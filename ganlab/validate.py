@@ -27,12 +27,12 @@ from ganlab import compiling, precision
 from ganlab.arch_fit import shape_problem, suggestion
 from ganlab.averaging import check_average
 from ganlab.errors import ConfigError
-from ganlab.module import UPDATES
 from ganlab.networks import minibatch, packing
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
 from ganlab.networks.norms import check_norm
 from ganlab.optim import LinearMomentum, exponential_decay
 from ganlab.text import error_reason
+from ganlab.updates import UPDATES, check_unroll
 
 #: free space below which a run refuses to start (its checkpoints would not fit)
 DEFAULT_MIN_FREE_MB = 100.0
@@ -76,6 +76,18 @@ def _check_update(cfg: DictConfig) -> None:
             f"k={k!r} is not allowed with update=simultaneous (it updates D once per G step): "
             "use k=1, or update=alternating for k > 1"
         )
+    unroll = _select(cfg, "unroll")
+    if unroll is not None:
+        compile_on = _select(cfg, "compile")
+        check_unroll(unroll, update or "alternating", compile_on is True)
+        target = _select(cfg, "optim._target_")
+        if unroll and target not in (None, "torch.optim.SGD", "torch.optim.Adam",
+                                     "torch.optim.AdamW"):
+            raise ConfigError(
+                f"unroll={unroll} needs the discriminator's optimiser as a differentiable "
+                f"update; ganlab has one for torch.optim.SGD and Adam, not {target}: use "
+                "optim=sgd or optim=adam, or unroll=0"
+            )
 
 
 def _check_lr(cfg: DictConfig) -> None:
