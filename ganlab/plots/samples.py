@@ -24,7 +24,8 @@ def sample_picture(
     Images: a uint8 grid of ``nrow`` columns whose pixels are scaled by ``data.value_range``
     (not clamped to [0, 1]: normalised data such as ``data.gcn=55`` span about +-3). 1-D
     points: paper Figure 1 (p_data, p_g, D and D*). 2-D points: a scatter over the data's
-    modes, with D(x) as contours when ``discriminator`` is given and judges each example on
+    modes (covered and missed ones marked, for mixtures with a known ``std``), with D(x) as
+    contours when ``discriminator`` is given and judges each example on
     its own (not with minibatch features or packing: ``per_example=False``).
     """
     if not getattr(discriminator, "per_example", True):
@@ -35,7 +36,7 @@ def sample_picture(
         return plot_1d(data.log_density, samples, discriminator, data.value_range)
     if data.dim == 2:
         return plot_2d(samples, getattr(data, "centers", None), data.value_range,
-                       discriminator=discriminator)
+                       discriminator=discriminator, std=getattr(data, "std", None))
     raise ValueError(
         f"{type(data).__name__} examples of shape {data.shape} have no picture: only images "
         "(C, H, W) and 1-D or 2-D points can be drawn"

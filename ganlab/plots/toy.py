@@ -137,9 +137,14 @@ def plot_2d(
     discriminator: Callable[[Tensor], Tensor] | None = None,
     resolution: int = 200,
     title: str | None = None,
+    std: float | None = None,
 ) -> Figure:
     """Generated 2-D samples over the data modes (tutorial Figure 22): mode collapse shows
     as samples piled on a few of the marked centres.
+
+    With the mixture's ``std``, the centres are marked as the mode-coverage metric counts
+    them (:func:`ganlab.evaluation.modes.mode_histogram`): covered modes as green rings, missed
+    ones as red crosses, and the title says how many are covered.
 
     ``value_range`` (low, high) bounds both axes (e.g. ``Ring.value_range``); by default it
     covers the samples and centres. If ``discriminator`` (points (n, 2) -> logits (n,)) is
@@ -177,25 +182,16 @@ def plot_2d(
             alpha=0.6,
         )
         fig.colorbar(cs, ax=ax, label="$D(x)$", shrink=0.8)
-    ax.scatter(
-        pts[:, 0].numpy(),
-        pts[:, 1].numpy(),
-        s=4,
-        alpha=0.4,
-        color="tab:green",
-        edgecolors="none",
-        label="generated samples",
-    )
-    if c is not None:
-        ax.scatter(
-            c[:, 0].numpy(),
-            c[:, 1].numpy(),
-            s=80,
-            marker="x",
-            color="black",
-            lw=2,
-            label="data modes",
-        )
+    if c is not None and std is not None:
+        covered = draw_modes(ax, pts, c, std)
+        default_title = f"{len(pts)} samples: {covered} of {len(c)} modes covered"
+    else:
+        ax.scatter(pts[:, 0].numpy(), pts[:, 1].numpy(), s=4, alpha=0.4, color="tab:green",
+                   edgecolors="none", label="generated samples")
+        if c is not None:
+            ax.scatter(c[:, 0].numpy(), c[:, 1].numpy(), s=80, marker="x", color="black",
+                       lw=2, label="data modes")
+        default_title = f"{len(pts)} generated samples over the data modes"
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
@@ -204,5 +200,23 @@ def plot_2d(
     legend = ax.legend(loc="upper right", fontsize="small", framealpha=0.9)
     legend.legend_handles[0].set_sizes([20.0])
     legend.legend_handles[0].set_alpha(1.0)
-    ax.set_title(title or f"{len(pts)} generated samples over the data modes")
+    ax.set_title(title or default_title)
     return fig
+
+
+def draw_modes(ax, samples: Tensor, centers: Tensor, std: float, size: float = 4.0) -> int:
+    """Scatter ``samples`` on ``ax`` with the mixture's centres marked as the mode-coverage
+    metric counts them: covered (at least one high-quality sample nearest) as green rings,
+    missed as red crosses. Returns the number of covered modes."""
+    from ganlab.evaluation.modes import mode_histogram
+
+    pts = samples.detach().cpu().to(torch.float64).reshape(len(samples), 2)
+    c = centers.detach().cpu().to(torch.float64).reshape(-1, 2)
+    hit = mode_histogram(pts, c, std) > 0
+    ax.scatter(pts[:, 0].numpy(), pts[:, 1].numpy(), s=size, alpha=0.4, color="tab:blue",
+               edgecolors="none", label="generated samples")
+    ax.scatter(c[hit, 0].numpy(), c[hit, 1].numpy(), s=90, facecolors="none",
+               edgecolors="tab:green", lw=2, label="covered mode")
+    ax.scatter(c[~hit, 0].numpy(), c[~hit, 1].numpy(), s=70, marker="x", color="tab:red",
+               lw=2, label="missed mode")
+    return int(hit.sum())
