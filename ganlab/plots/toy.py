@@ -137,9 +137,11 @@ def plot_2d(
     discriminator: Callable[[Tensor], Tensor] | None = None,
     resolution: int = 200,
     title: str | None = None,
+    labels: Tensor | None = None,
 ) -> Figure:
     """Generated 2-D samples over the data modes (tutorial Figure 22): mode collapse shows
-    as samples piled on a few of the marked centres.
+    as samples piled on a few of the marked centres. ``labels`` (n,): the class each sample
+    was generated for (a conditional G), drawn as its colour.
 
     ``value_range`` (low, high) bounds both axes (e.g. ``Ring.value_range``); by default it
     covers the samples and centres. If ``discriminator`` (points (n, 2) -> logits (n,)) is
@@ -177,14 +179,20 @@ def plot_2d(
             alpha=0.6,
         )
         fig.colorbar(cs, ax=ax, label="$D(x)$", shrink=0.8)
+    if labels is None:
+        colour = {"color": "tab:green"}
+    else:
+        y = labels.detach().cpu().reshape(-1).numpy()
+        cmap = "tab10" if int(y.max()) < 10 else "tab20"
+        colour = {"c": y % 20, "cmap": cmap, "vmin": 0, "vmax": 9 if cmap == "tab10" else 19}
     ax.scatter(
         pts[:, 0].numpy(),
         pts[:, 1].numpy(),
         s=4,
         alpha=0.4,
-        color="tab:green",
         edgecolors="none",
-        label="generated samples",
+        label="generated samples" + ("" if labels is None else " (colour: class)"),
+        **colour,
     )
     if c is not None:
         ax.scatter(
