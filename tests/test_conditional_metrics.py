@@ -14,8 +14,6 @@ import pytest
 import pytorch_lightning as pl
 import scipy.linalg
 import torch
-from omegaconf import OmegaConf
-
 from conditional_standins import (
     DigitGenerator,
     FakeDigits,
@@ -23,6 +21,8 @@ from conditional_standins import (
     RingGenerator,
     StandInCGAN,
 )
+from omegaconf import OmegaConf
+
 from conftest import REPO, compose, run_script
 from ganlab.build import build_datamodule, build_gan
 from ganlab.callbacks import PaperFigures, SampleGrid
