@@ -6,7 +6,10 @@ own ``data.fold``) and adds the paper's TFD aggregate: mean and standard error a
 generator weights (checkpoints of one run). ``weights=raw|averaged`` picks the raw or the
 in-training averaged generator (default ``auto``: the average when the run kept one).
 ``metrics=[parzen,fid,kid,pr]`` adds the sample metrics of docs/METRICS.md (``auto``: the
-dataset's default set), written to ``<ckpt>.metrics.json``.
+dataset's default set), written to ``<ckpt>.metrics.json``. A class-conditional checkpoint is
+sampled class-balanced and, with ``conditional=auto`` (the default), also gets its
+conditional metrics (``cond_acc``, ``intra_fid``: docs/METRICS.md) with no other flag; one
+that cannot be computed (no classifier yet) is a warning, and Parzen still runs.
 """
 
 import json
@@ -20,10 +23,11 @@ from omegaconf import DictConfig
 from ganlab.cli import cli_errors
 from ganlab.errors import ConfigError
 from ganlab.evaluation import aggregate_folds
-from ganlab.evaluation.errors import unknown_choice
+from ganlab.evaluation.conditional import balanced_labels, generator_classes
+from ganlab.evaluation.errors import MetricError, unknown_choice
 from ganlab.evaluation.protocol import parzen_score, sigma_edge_warning, sigma_grid
 from ganlab.evaluation.records import write_with_history
-from ganlab.evaluation.suite import METRICS, SampleScorer
+from ganlab.evaluation.suite import CONDITIONAL_METRICS, METRICS, SampleScorer, default_metrics
 from ganlab.plots.figure import save_figure
 from ganlab.plots.parzen import plot_valid_curve
 from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
@@ -40,15 +44,54 @@ def metric_names(cfg: DictConfig) -> list[str]:
     return names
 
 
+def conditional_extras(cfg: DictConfig, datamodule, classes: int | None,
+                       names: list[str]) -> list[str]:
+    """The conditional metrics ``conditional=auto`` adds for a class-conditional model (those
+    the dataset's ``auto`` set has and ``names`` does not already ask for)."""
+    if not classes or cfg.get("conditional", "auto") in (False, "false", "none") \
+            or "auto" in names:
+        return []
+    if cfg.get("conditional", "auto") != "auto":
+        raise ConfigError(f"conditional={cfg.conditional!r} must be auto or false")
+    return [n for n in default_metrics(datamodule, classes)[1]
+            if n in CONDITIONAL_METRICS and n not in names]
+
+
 def sample_metrics(cfg: DictConfig, model, datamodule, averaged: bool | None,
-                   ckpt: str | list[str], names: list[str]) -> dict[str, float]:
+                   ckpt: str | list[str], names: list[str],
+                   optional: list[str] = ()) -> dict[str, float]:
     """The non-Parzen metrics of ``n_samples`` from G (seed ``seed``), printed and written
-    as JSON to ``<ckpt>.metrics.json`` (or ``metrics_out``)."""
-    scorer = SampleScorer(datamodule, "auto" if "auto" in names else names,
+    as JSON to ``<ckpt>.metrics.json`` (or ``metrics_out``).
+
+    A class-conditional G is sampled class-balanced (sample i of class i mod C) and scored
+    with those classes. ``optional`` metrics (added by ``conditional=auto``) that fail are
+    a warning on stderr; the others fail the command in one line.
+    """
+    classes = generator_classes(model)
+    chosen = "auto" if "auto" in names else [*names, *optional]
+    scorer = SampleScorer(datamodule, chosen,
                           features=cfg.features, n_reference=cfg.n_reference,
                           classifier_dir=cfg.classifier_dir, seed=cfg.seed,
-                          device=model.device)
-    values = scorer.score(model.sample(cfg.n_samples, seed=cfg.seed, averaged=averaged))
+                          device=model.device, num_classes=classes)
+    labels = None
+    if classes:
+        labels = balanced_labels(cfg.n_samples, classes)
+        samples = model.sample(cfg.n_samples, seed=cfg.seed, averaged=averaged,
+                               y=labels.to(model.device))
+    else:
+        samples = model.sample(cfg.n_samples, seed=cfg.seed, averaged=averaged)
+    if optional:
+        errors: dict[str, str] = {}
+        values = scorer.score(samples, errors=errors, labels=labels)
+        needed = set(scorer.extractor_metrics()) - set(optional)
+        for name, message in errors.items():
+            if name in optional or (name == "features" and not needed):
+                which = ", ".join(optional) if name == "features" else name
+                print(f"warning: {which} skipped: {message}", file=sys.stderr)
+            else:
+                raise MetricError(message)
+    else:
+        values = scorer.score(samples, labels=labels)
     first = ckpt if isinstance(ckpt, str) else ckpt[-1]
     out = Path(cfg.metrics_out) if cfg.metrics_out else Path(first).with_suffix(".metrics.json")
     which = "averaged" if (model.has_average if averaged is None else averaged) else "raw"
@@ -72,9 +115,10 @@ def evaluate_one(cfg: DictConfig, ckpt: str | list[str], out: Path):
                          "(the run kept none, or average_ckpts=true replaced it); use "
                          "weights=auto or weights=raw")
     names = metric_names(cfg)
-    if [n for n in names if n != "parzen"]:
-        sample_metrics(cfg, model, datamodule, averaged, ckpt, [n for n in names
-                                                                 if n != "parzen"])
+    listed = [n for n in names if n != "parzen"]
+    extras = conditional_extras(cfg, datamodule, generator_classes(model), listed)
+    if listed or extras:
+        sample_metrics(cfg, model, datamodule, averaged, ckpt, listed, extras)
     if "parzen" not in names:
         return None
     result = parzen_score(

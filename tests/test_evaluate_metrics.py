@@ -42,8 +42,8 @@ def test_grid_run_logs_metrics_and_evaluate_reproduces_them(tmp_path):
     # a metric name that does not exist: one line with the choices, nothing read
     bad = run_script("evaluate.py", [f"ckpt={ckpt}", "metrics=[parzen,fdi]"], tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
-    assert ("error: unknown metric 'fdi': choose one of auto, classes, dc, fid, jsd, kid, "
-            "modes, parzen, pr, score, stacked") in bad.stderr
+    assert ("error: unknown metric 'fdi': choose one of auto, classes, cond_acc, dc, fid, "
+            "intra_fid, jsd, kid, modes, parzen, pr, score, stacked") in bad.stderr
 
 
 def _job(root, num, overrides, metrics):

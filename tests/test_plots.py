@@ -315,7 +315,9 @@ def test_sample_picture_follows_the_data(tmp_path):
     disc2 = nn.Sequential(nn.Linear(2, 4), nn.Linear(4, 1), nn.Flatten(0))
     fig = sample_picture(ring.centers.repeat(10, 1), ring, discriminator=disc2)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert legend == ["generated samples", "data modes"]
+    # the ring knows its std: centres are marked as the mode-coverage metric counts them
+    assert legend == ["generated samples", "covered mode", "missed mode"]
+    assert fig.axes[0].get_title() == "80 samples: 8 of 8 modes covered"
     assert len(fig.axes) == 2  # the colour bar of D's contours
     assert draw_samples(ring.centers, ring, tmp_path / "ring.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
+from ganlab.evaluation.conditional import balanced_labels, generator_classes
+
+__all__ = ["gather_samples", "generator_classes"]
+
 
 def gather_samples(trainer: pl.Trainer, module, n: int, seed: int,
-                   averaged: bool) -> torch.Tensor:
+                   averaged: bool, num_classes: int | None = None) -> torch.Tensor:
     """``n`` samples of ``module``'s (averaged) generator: each rank draws its share with a
     rank-dependent seed, so the result is the same whatever the number of devices.
+
+    With ``num_classes``, G is class-conditional and row i is drawn for class i mod C
+    (:func:`ganlab.evaluation.conditional.balanced_labels` (n, C) are the gathered rows'
+    classes); without, ``module.sample`` is called exactly as for any unconditional model.
 
     torch.distributed's own all_gather: Lightning's ``module.all_gather`` goes through the
     autograd-aware ``torch.distributed.nn.functional.all_gather``, deprecated in torch 2.14
@@ -17,9 +25,14 @@ def gather_samples(trainer: pl.Trainer, module, n: int, seed: int,
     """
     world = trainer.world_size
     per_rank = -(-n // world)
-    local = module.sample(per_rank, seed=seed + 7919 * trainer.global_rank, averaged=averaged)
+    rank = trainer.global_rank
+    kwargs = {}
+    if num_classes:
+        rows = balanced_labels(per_rank * world, num_classes)
+        kwargs["y"] = rows[rank * per_rank:(rank + 1) * per_rank].to(module.device)
+    local = module.sample(per_rank, seed=seed + 7919 * rank, averaged=averaged, **kwargs)
     if world == 1:
-        return local
+        return local[:n]
     parts = [torch.empty_like(local) for _ in range(world)]
     torch.distributed.all_gather(parts, local.contiguous())
     return torch.cat(parts)[:n]

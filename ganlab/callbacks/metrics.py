@@ -9,8 +9,9 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 
 from ganlab.callbacks._evaluation import GeneratorEvaluation
-from ganlab.callbacks._sampling import gather_samples
-from ganlab.evaluation.suite import CLASSIFIER_METRICS, FEATURE_METRICS, SampleScorer
+from ganlab.callbacks._sampling import gather_samples, generator_classes
+from ganlab.evaluation.conditional import balanced_labels
+from ganlab.evaluation.suite import SampleScorer
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ class SampleMetrics(GeneratorEvaluation):
     ``metrics/<name>`` (raw G) and ``metrics/avg_<name>`` (the averaged G, when the run keeps
     one). A missing classifier or Inception weights file is one warning naming what to do;
     a metric that fails logs its error once and training goes on without it.
+
+    A class-conditional generator (``module.num_classes``) is sampled class-balanced (row i
+    for class i mod C) and ``auto`` adds the conditional metrics (``cond_acc``,
+    ``intra_fid``: :mod:`ganlab.evaluation.conditional`); an unconditional one never has them.
     """
 
     def __init__(
@@ -69,29 +74,32 @@ class SampleMetrics(GeneratorEvaluation):
             self.reported.add(name)
             if name == "features":
                 log.warning("sample metrics %s skipped: %s",
-                            ", ".join(n for n in self.scorer.names
-                                      if n in (*FEATURE_METRICS, *CLASSIFIER_METRICS)), message)
+                            ", ".join(self.scorer.extractor_metrics()), message)
             else:
                 log.error("metric %r failed and is skipped from now on: %s", name, message)
         if "features" in errors:  # do not retry a missing file every evaluation
-            self.scorer.names = [n for n in self.scorer.names
-                                 if n not in (*FEATURE_METRICS, *CLASSIFIER_METRICS)]
+            skipped = set(self.scorer.extractor_metrics())
+            self.scorer.names = [n for n in self.scorer.names if n not in skipped]
         self.scorer.names = [n for n in self.scorer.names if n not in errors]
 
     def _score(self, trainer: pl.Trainer, module, averaged: bool) -> dict[str, float]:
-        samples = gather_samples(trainer, module, self.n_samples, self.seed, averaged)
+        classes = generator_classes(module)
+        samples = gather_samples(trainer, module, self.n_samples, self.seed, averaged,
+                                 num_classes=classes)
+        labels = balanced_labels(len(samples), classes) if classes else None
         values: dict[str, float] | None = None
         if trainer.is_global_zero:
             if self.scorer is None:
                 try:
                     self.scorer = SampleScorer(trainer.datamodule, self.metrics,
-                                               device=module.device, **self.scorer_kwargs)
+                                               device=module.device, num_classes=classes,
+                                               **self.scorer_kwargs)
                 except Exception as err:  # e.g. a metric name the dataset cannot have
                     kwargs = {**self.scorer_kwargs, "features": "raw"}
                     self.scorer = SampleScorer(trainer.datamodule, [], **kwargs)
                     self._report({"setup": " ".join(str(err).split())})
             errors: dict[str, str] = {}
-            values = self.scorer.score(samples, errors=errors)
+            values = self.scorer.score(samples, errors=errors, labels=labels)
             if errors:
                 self._report(errors)
             which = "averaged G" if averaged else "G"

@@ -8,6 +8,9 @@ import pytorch_lightning as pl
 import torch
 
 from ganlab.callbacks._output import log_png, run_dir
+from ganlab.evaluation.conditional import balanced_labels, generator_classes
+from ganlab.plots.classes import class_grid
+from ganlab.plots.images import save_png
 from ganlab.plots.samples import draw_samples
 
 
@@ -18,6 +21,11 @@ class SampleGrid(pl.Callback):
     become a grid of ``nrow`` columns in the data's value range; 1-D toys the paper's Figure 1
     (densities and D(x)); 2-D toys a scatter over the data modes with D(x) beneath. PNGs go
     to ``<run dir>/samples/`` whether or not a W&B logger is attached.
+
+    A class-conditional G (``module.num_classes`` = C) is drawn as one row per class and one
+    column per noise vector (the first ``nrow`` rows of ``fixed_z``, the same z down a
+    column, so a column shows one "style" across the classes); its 2-D samples are drawn
+    class-balanced and coloured by class, without D(x) when D needs the class.
     """
 
     def __init__(self, every_n_epochs: int = 1, nrow: int = 10, dirname: str = "samples") -> None:
@@ -37,12 +45,23 @@ class SampleGrid(pl.Callback):
         was = gen.training, disc.training
         gen.eval()
         disc.eval()
+        classes = generator_classes(module)
         try:
+            if dm.is_image and classes:
+                grid = class_grid(gen, module.fixed_z[: self.nrow], classes,
+                                  value_range=dm.value_range)
+                return save_png(grid, path)
+            labels = None
             if dm.is_image:
                 samples = gen(module.fixed_z)
+            elif classes:
+                labels = balanced_labels(2000, classes).to(module.device)
+                samples = module.sample(2000, seed=module.seed + 1, averaged=averaged,
+                                        y=labels)
             else:
                 samples = module.sample(2000, seed=module.seed + 1, averaged=averaged)
-            return draw_samples(samples, dm, path, nrow=self.nrow, discriminator=disc)
+            return draw_samples(samples, dm, path, nrow=self.nrow, discriminator=disc,
+                                labels=labels)
         finally:
             gen.train(was[0])
             disc.train(was[1])

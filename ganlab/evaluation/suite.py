@@ -17,11 +17,17 @@ classes   ``classes``, ``class_kl``                      ganlab's classifier (la
 modes     ``modes``, ``high_quality``, ``reverse_kl``    a mixture with ``centers`` and ``std``
 stacked   ``stacked_modes``, ``stacked_kl``              Stacked MNIST and the MNIST classifier
 jsd       ``jsd``                                        1-D data
+cond_acc  ``cond_acc``, ``cond_acc_c<k>``                a conditional G; the classifier, or
+                                                         a mixture's centres (ring, grid)
+intra_fid ``intra_fid``, ``intra_fid_max``, ``fid_c<k>`` a conditional G, features, real labels
 ========= ============================================== =====================================
 
 ``auto`` picks per dataset (:func:`default_metrics`): labelled images (MNIST, Fashion-MNIST)
 -> classifier features with fid, kid, pr, score, classes; CIFAR-10 -> Inception fid, kid;
-ring/grid -> modes; Stacked MNIST -> stacked; gaussian1d -> jsd.
+ring/grid -> modes; Stacked MNIST -> stacked; gaussian1d -> jsd. A class-conditional generator
+(``num_classes`` given) adds cond_acc and intra_fid on labelled images, cond_acc on ring/grid
+(:mod:`ganlab.evaluation.conditional`); its samples are scored with the classes they were
+generated for (``score(samples, labels=...)``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ganlab.evaluation.classes import class_coverage, classifier_score
+from ganlab.evaluation.conditional import conditional_accuracy, nearest_mode, per_class_fid
 from ganlab.evaluation.divergence import jsd_1d
 from ganlab.evaluation.errors import MetricError, unknown_choice
 from ganlab.evaluation.features import FEATURES, FeatureExtractor, make_features
@@ -59,33 +66,43 @@ METRICS: dict[str, tuple[str, ...]] = {
     "modes": ("modes", "high_quality", "reverse_kl"),
     "stacked": ("stacked_modes", "stacked_kl"),
     "jsd": ("jsd",),
+    # per-class keys (cond_acc_c<k>, fid_c<k>) follow the summary ones, one per class
+    "cond_acc": ("cond_acc",),
+    "intra_fid": ("intra_fid", "intra_fid_max"),
 }
 FEATURE_METRICS = ("fid", "kid", "pr", "dc")
 CLASSIFIER_METRICS = ("score", "classes")
+#: metrics of a class-conditional generator: scored only with the classes samples were drawn for
+CONDITIONAL_METRICS = ("cond_acc", "intra_fid")
 #: samples scored by ``modes``, as PacGAN's protocol (Lin et al. 2018)
 MODE_SAMPLES = 2500
 
 
-def default_metrics(datamodule: Any) -> tuple[str, list[str]]:
-    """``(feature kind, metric names)`` that suit ``datamodule`` (see the module docs)."""
+def default_metrics(datamodule: Any, num_classes: int | None = None) -> tuple[str, list[str]]:
+    """``(feature kind, metric names)`` that suit ``datamodule`` (see the module docs), for a
+    generator conditioned on ``num_classes`` classes (None: unconditional)."""
     shape = tuple(datamodule.shape)
     if hasattr(datamodule, "centers") and hasattr(datamodule, "std"):
-        return "raw", ["modes"]
+        return "raw", ["modes", *(["cond_acc"] if num_classes else [])]
     if shape == (1,):
         return "raw", ["jsd"]
     if hasattr(datamodule, "num_modes") and hasattr(datamodule, "digits"):
         return "raw", ["stacked"]  # scored by the MNIST classifier, not by features
     if len(shape) == 3 and hasattr(datamodule, "labels"):
-        return "classifier", ["fid", "kid", "pr", "score", "classes"]
+        return "classifier", ["fid", "kid", "pr", "score", "classes",
+                              *(CONDITIONAL_METRICS if num_classes else ())]
     if len(shape) == 3 and shape[0] == 3:
         return "inception", ["fid", "kid"]
     return "raw", []
 
 
-def resolve(datamodule: Any, metrics: str | Sequence[str] = "auto", features: str = "auto"
-            ) -> tuple[str, list[str]]:
-    """Checked ``(feature kind, metric names)``; one-line :class:`MetricError` otherwise."""
-    auto_features, auto_metrics = default_metrics(datamodule)
+def resolve(datamodule: Any, metrics: str | Sequence[str] = "auto", features: str = "auto",
+            num_classes: int | None = None) -> tuple[str, list[str]]:
+    """Checked ``(feature kind, metric names)``; one-line :class:`MetricError` otherwise.
+
+    ``num_classes``: the classes the generator is conditioned on (None: unconditional).
+    """
+    auto_features, auto_metrics = default_metrics(datamodule, num_classes)
     names = auto_metrics if metrics == "auto" else [metrics] if isinstance(metrics, str) \
         else list(metrics)
     for name in names:
@@ -111,7 +128,24 @@ def resolve(datamodule: Any, metrics: str | Sequence[str] = "auto", features: st
         if name in CLASSIFIER_METRICS and kind != "classifier":
             raise MetricError(f"metric {name!r} reads ganlab's classifier: use "
                               f"features=classifier (or auto), not {kind}")
+        if name in CONDITIONAL_METRICS:
+            _check_conditional(name, datamodule, kind, num_classes)
     return kind, names
+
+
+def _check_conditional(name: str, datamodule: Any, kind: str, num_classes: int | None) -> None:
+    what = type(datamodule).__name__
+    if not num_classes:
+        raise MetricError(f"metric {name!r} scores a class-conditional generator "
+                          "(condition=cgan); this model is unconditional")
+    mixture = hasattr(datamodule, "centers") and hasattr(datamodule, "std")
+    if name == "cond_acc" and not mixture and not (hasattr(datamodule, "labels")
+                                                   and kind == "classifier"):
+        raise MetricError(f"metric 'cond_acc' needs ganlab's classifier (mnist, fashion_mnist, "
+                          f"features=classifier or auto) or a mixture's modes (ring, grid), "
+                          f"not {what} with {kind} features")
+    if name == "intra_fid" and not hasattr(datamodule, "split_labels"):
+        raise MetricError(f"metric 'intra_fid' needs the real data's classes; {what} has none")
 
 
 class SampleScorer:
@@ -129,6 +163,8 @@ class SampleScorer:
         seed: KID's subset draws.
         feature_batch_size: images per feature batch (None: the extractor's default).
         device: where the feature extractor runs (None: the CPU it is loaded on).
+        num_classes: the classes a conditional generator takes (None: unconditional); adds
+            the conditional metrics to ``auto``, and :meth:`score` then needs ``labels``.
     """
 
     def __init__(self, datamodule: Any, metrics: str | Sequence[str] = "auto",
@@ -137,9 +173,11 @@ class SampleScorer:
                  kid_subsets: int = 100, kid_subset_size: int = 1000,
                  inception_download: bool = True, seed: int = 0,
                  feature_batch_size: int | None = None,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None,
+                 num_classes: int | None = None) -> None:
         self.datamodule = datamodule
-        self.kind, self.names = resolve(datamodule, metrics, features)
+        self.num_classes = int(num_classes) if num_classes else None
+        self.kind, self.names = resolve(datamodule, metrics, features, self.num_classes)
         self.reference, self.n_reference = reference, n_reference
         self.classifier_dir = classifier_dir
         self.kid_subsets, self.kid_subset_size = int(kid_subsets), int(kid_subset_size)
@@ -151,9 +189,14 @@ class SampleScorer:
         self._mnist = None  # the MNIST classifier of the ``stacked`` metric, loaded on use
         self._real: dict[str, Tensor] = {}
 
+    def extractor_metrics(self) -> list[str]:
+        """The chosen metrics that need the feature extractor (skipped together without it)."""
+        return [n for n in self.names if n in FEATURE_METRICS or n in CLASSIFIER_METRICS
+                or n == "intra_fid" or (n == "cond_acc" and self.kind == "classifier")]
+
     @property
     def needs_extractor(self) -> bool:
-        return any(n in FEATURE_METRICS or n in CLASSIFIER_METRICS for n in self.names)
+        return bool(self.extractor_metrics())
 
     def extractor(self) -> FeatureExtractor:
         """The feature extractor, built on first use (errors say how to get its weights)."""
@@ -184,6 +227,11 @@ class SampleScorer:
             return ext.features_and_probs(x)
         return ext.features(x), None
 
+    def reference_labels(self) -> Tensor:
+        """The classes of :meth:`reference_data`'s rows."""
+        y = self.datamodule.split_labels(self.reference)
+        return y if self.n_reference is None else y[: self.n_reference]
+
     def _real_features(self) -> dict[str, Tensor]:
         if not self._real:
             feats, probs = self._embed(self.reference_data())
@@ -192,9 +240,16 @@ class SampleScorer:
                 self._real["probs"] = probs
         return self._real
 
-    def _groups(self, samples: Tensor) -> list[tuple[str, Callable[[], dict[str, float]]]]:
+    def _groups(self, samples: Tensor, labels: Tensor | None = None
+                ) -> list[tuple[str, Callable[[], dict[str, float]]]]:
         """(metric name, thunk) pairs; feature metrics share one embedding of the samples."""
         cache: dict[str, Any] = {}
+
+        def requested() -> Tensor:
+            if labels is None:
+                raise MetricError("conditional metrics need the class each sample was "
+                                  "generated for (score(samples, labels=...))")
+            return labels
 
         def fake() -> tuple[Tensor, Tensor | None]:
             if "fake" not in cache:
@@ -241,6 +296,19 @@ class SampleScorer:
                 return {"jsd": jsd_1d(dm.log_density, x, data_range=dm.value_range)}
             return {"jsd": jsd_1d(dm.split("test").reshape(-1, 1), x)}
 
+        def cond_acc() -> dict[str, float]:
+            y = requested()
+            if self.kind == "classifier":
+                predicted = fake()[1].argmax(1)
+            else:
+                predicted = nearest_mode(samples, self.datamodule.centers)
+            return conditional_accuracy(predicted, y, self.num_classes)
+
+        def intra_fid() -> dict[str, float]:
+            y = requested()
+            return per_class_fid(real(), self.reference_labels(), fake()[0], y,
+                                 self.num_classes)
+
         thunks: dict[str, Callable[[], dict[str, float]]] = {
             "fid": lambda: {"fid": fid(real(), fake()[0])},
             "kid": kid_values,
@@ -251,11 +319,15 @@ class SampleScorer:
             "modes": modes,
             "stacked": stacked,
             "jsd": jsd,
+            "cond_acc": cond_acc,
+            "intra_fid": intra_fid,
         }
         return [(name, thunks[name]) for name in self.names]
 
-    def score(self, samples: Tensor, errors: dict[str, str] | None = None) -> dict[str, float]:
-        """The metrics of ``samples`` (n, *shape).
+    def score(self, samples: Tensor, errors: dict[str, str] | None = None,
+              labels: Tensor | None = None) -> dict[str, float]:
+        """The metrics of ``samples`` (n, *shape); ``labels`` (n,): the class each sample
+        was generated for (a conditional generator's; needed by the conditional metrics).
 
         With ``errors`` given, a metric that fails records its one-line message there under
         its name and the others still run (a feature extractor that cannot be built is
@@ -268,8 +340,8 @@ class SampleScorer:
                 self._real_features()
             except Exception as err:
                 errors["features"] = error_reason(err)
-                skip = {*FEATURE_METRICS, *CLASSIFIER_METRICS}
-        for name, thunk in self._groups(samples):
+                skip = set(self.extractor_metrics())
+        for name, thunk in self._groups(samples, labels):
             if name in skip:
                 continue
             try:

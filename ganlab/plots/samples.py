@@ -13,11 +13,19 @@ from ganlab.plots.figure import save_figure
 from ganlab.plots.images import image_grid, save_png
 from ganlab.plots.toy import plot_1d, plot_2d
 
-__all__ = ["draw_samples", "sample_picture"]
+__all__ = ["draw_samples", "sample_picture", "takes_class"]
+
+
+def takes_class(discriminator: nn.Module | None) -> bool:
+    """Whether ``discriminator`` judges (x, y) pairs, so that D(x) alone is undefined."""
+    from ganlab.networks.conditioning import ConcatDiscriminator, ProjectionDiscriminator
+
+    return isinstance(discriminator, ConcatDiscriminator | ProjectionDiscriminator)
 
 
 def sample_picture(
-    samples: Tensor, data: GANDataModule, nrow: int = 10, discriminator: nn.Module | None = None
+    samples: Tensor, data: GANDataModule, nrow: int = 10, discriminator: nn.Module | None = None,
+    labels: Tensor | None = None,
 ) -> Tensor | Figure:
     """The one way a batch of samples is drawn, chosen by the data they imitate.
 
@@ -26,9 +34,11 @@ def sample_picture(
     points: paper Figure 1 (p_data, p_g, D and D*). 2-D points: a scatter over the data's
     modes (covered and missed ones marked, for mixtures with a known ``std``), with D(x) as
     contours when ``discriminator`` is given and judges each example on
-    its own (not with minibatch features or packing: ``per_example=False``).
+    its own (not with minibatch features or packing: ``per_example=False``) nor needs the
+    class (a conditional D). ``labels``: the classes the samples were generated for, which
+    colour the 2-D scatter (images show them by their place in the grid instead).
     """
-    if not getattr(discriminator, "per_example", True):
+    if not getattr(discriminator, "per_example", True) or takes_class(discriminator):
         discriminator = None  # D(x) of one point is undefined when D judges batches or packs
     if data.is_image:
         return image_grid(samples, nrow=nrow, value_range=data.value_range)
@@ -36,7 +46,8 @@ def sample_picture(
         return plot_1d(data.log_density, samples, discriminator, data.value_range)
     if data.dim == 2:
         return plot_2d(samples, getattr(data, "centers", None), data.value_range,
-                       discriminator=discriminator, std=getattr(data, "std", None))
+                       discriminator=discriminator, labels=labels,
+                       std=getattr(data, "std", None))
     raise ValueError(
         f"{type(data).__name__} examples of shape {data.shape} have no picture: only images "
         "(C, H, W) and 1-D or 2-D points can be drawn"
@@ -45,10 +56,10 @@ def sample_picture(
 
 def draw_samples(
     samples: Tensor, data: GANDataModule, path: str | Path, nrow: int = 10,
-    discriminator: nn.Module | None = None,
+    discriminator: nn.Module | None = None, labels: Tensor | None = None,
 ) -> Path:
     """Write :func:`sample_picture` of ``samples`` to ``path`` (PNG); returns the path."""
-    picture = sample_picture(samples, data, nrow, discriminator)
+    picture = sample_picture(samples, data, nrow, discriminator, labels)
     if isinstance(picture, Figure):
         return save_figure(picture, path)
     return save_png(picture, path)

@@ -138,9 +138,11 @@ def plot_2d(
     resolution: int = 200,
     title: str | None = None,
     std: float | None = None,
+    labels: Tensor | None = None,
 ) -> Figure:
     """Generated 2-D samples over the data modes (tutorial Figure 22): mode collapse shows
-    as samples piled on a few of the marked centres.
+    as samples piled on a few of the marked centres. ``labels`` (n,): the class each sample
+    was generated for (a conditional G), drawn as its colour.
 
     With the mixture's ``std``, the centres are marked as the mode-coverage metric counts
     them (:func:`ganlab.evaluation.modes.mode_histogram`): covered modes as green rings, missed
@@ -182,16 +184,22 @@ def plot_2d(
             alpha=0.6,
         )
         fig.colorbar(cs, ax=ax, label="$D(x)$", shrink=0.8)
-    if c is not None and std is not None:
-        covered = draw_modes(ax, pts, c, std)
-        default_title = f"{len(pts)} samples: {covered} of {len(c)} modes covered"
+    if labels is None:
+        colour = {"color": "tab:blue" if std is not None else "tab:green"}
     else:
-        ax.scatter(pts[:, 0].numpy(), pts[:, 1].numpy(), s=4, alpha=0.4, color="tab:green",
-                   edgecolors="none", label="generated samples")
-        if c is not None:
-            ax.scatter(c[:, 0].numpy(), c[:, 1].numpy(), s=80, marker="x", color="black",
-                       lw=2, label="data modes")
-        default_title = f"{len(pts)} generated samples over the data modes"
+        y = labels.detach().cpu().reshape(-1).numpy()
+        cmap = "tab10" if int(y.max()) < 10 else "tab20"
+        colour = {"c": y % 20, "cmap": cmap, "vmin": 0, "vmax": 9 if cmap == "tab10" else 19}
+    ax.scatter(pts[:, 0].numpy(), pts[:, 1].numpy(), s=4, alpha=0.4, edgecolors="none",
+               label="generated samples" + ("" if labels is None else " (colour: class)"),
+               **colour)
+    default_title = f"{len(pts)} generated samples over the data modes"
+    if c is not None and std is not None:
+        covered = mark_modes(ax, pts, c, std)
+        default_title = f"{len(pts)} samples: {covered} of {len(c)} modes covered"
+    elif c is not None:
+        ax.scatter(c[:, 0].numpy(), c[:, 1].numpy(), s=80, marker="x", color="black", lw=2,
+                   label="data modes")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
@@ -205,16 +213,23 @@ def plot_2d(
 
 
 def draw_modes(ax, samples: Tensor, centers: Tensor, std: float, size: float = 4.0) -> int:
-    """Scatter ``samples`` on ``ax`` with the mixture's centres marked as the mode-coverage
-    metric counts them: covered (at least one high-quality sample nearest) as green rings,
-    missed as red crosses. Returns the number of covered modes."""
+    """Scatter ``samples`` on ``ax`` and mark the mixture's centres (:func:`mark_modes`);
+    returns the number of covered modes."""
+    pts = samples.detach().cpu().to(torch.float64).reshape(len(samples), 2)
+    ax.scatter(pts[:, 0].numpy(), pts[:, 1].numpy(), s=size, alpha=0.4, color="tab:blue",
+               edgecolors="none", label="generated samples")
+    return mark_modes(ax, pts, centers, std)
+
+
+def mark_modes(ax, samples: Tensor, centers: Tensor, std: float) -> int:
+    """Mark the centres as the mode-coverage metric counts them: covered (at least one
+    high-quality sample nearest) as green rings, missed as red crosses; returns how many are
+    covered."""
     from ganlab.evaluation.modes import mode_histogram
 
     pts = samples.detach().cpu().to(torch.float64).reshape(len(samples), 2)
     c = centers.detach().cpu().to(torch.float64).reshape(-1, 2)
     hit = mode_histogram(pts, c, std) > 0
-    ax.scatter(pts[:, 0].numpy(), pts[:, 1].numpy(), s=size, alpha=0.4, color="tab:blue",
-               edgecolors="none", label="generated samples")
     ax.scatter(c[hit, 0].numpy(), c[hit, 1].numpy(), s=90, facecolors="none",
                edgecolors="tab:green", lw=2, label="covered mode")
     ax.scatter(c[~hit, 0].numpy(), c[~hit, 1].numpy(), s=70, marker="x", color="tab:red",
