@@ -26,6 +26,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from ganlab import compiling, precision
 from ganlab.arch_fit import shape_problem, suggestion
 from ganlab.averaging import check_average
+from ganlab.conditional import check_weight
 from ganlab.errors import ConfigError
 from ganlab.networks import minibatch, packing
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
@@ -298,6 +299,8 @@ def _check_condition(cfg: DictConfig) -> None:
     d_kind = node.get("discriminator", "none") if isinstance(node, DictConfig) else "none"
     chosen = _choice("condition")
     option = f"condition={chosen}" if chosen not in (None, "none") else None
+    if isinstance(node, DictConfig) and node.get("weight") is not None:
+        check_weight(node.get("weight"))
     labels, n_labels = _select(cfg, "data.labels"), _select(cfg, "data.n_labels")
     if d_kind in _READS_REAL_CLASSES and labels is not True:
         raise ConfigError(
