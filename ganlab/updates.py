@@ -302,8 +302,8 @@ class Simultaneous(UpdateRule):
         d = nets.d_train
         classes = self.classes
         class_cost = None
+        kw = {"classes": True} if classes is not None else {}  # AC-GAN: class logits too
         if self.features:
-            kw = {"classes": True} if classes is not None else {}
             real_out = _with_features(self.judge(d, real, y, features=True, **kw), d)
             fake_out = self.judge(d, fake, y_fake, features=True, **kw)
             real_logits, real_features = real_out[0], real_out[-1]
@@ -311,7 +311,6 @@ class Simultaneous(UpdateRule):
             loss_g = self.loss.feature_generator(real_features.detach().float(),
                                                  fake_features.float())
         else:
-            kw = {"classes": True} if classes is not None else {}
             real_out = self.judge(d, real, y, **kw)
             fake_out = self.judge(d, fake, y_fake, **kw)
             real_logits, fake_logits = (real_out, fake_out) if classes is None else (
