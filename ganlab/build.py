@@ -67,6 +67,7 @@ def build_gan(cfg: Config) -> GAN:
         compile=bool(cfg.get("compile", False)),
         steps_per_batch=int(cfg.get("steps_per_batch", 1)),
         unroll=cfg.get("unroll", 0),
+        condition=_plain(cfg.get("condition")),
         config=plain_config(cfg),
     )
 

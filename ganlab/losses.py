@@ -147,3 +147,40 @@ class FeatureMatching(GANLoss):
     def feature_generator(self, real_features: Tensor, fake_features: Tensor) -> Tensor:
         diff = real_features.mean(0) - fake_features.mean(0)
         return self.scale * diff.square().mean()
+
+
+class AuxiliaryClassCost:
+    """AC-GAN's class term (Odena et al. 2017, "Conditional image synthesis with auxiliary
+    classifier GANs", §3), added to a game's costs by the update rules.
+
+    D's auxiliary head predicts the class of what it sees; with ``L_C`` the log-likelihood of
+    the right class, D maximises ``L_S + L_C`` and G ``L_C - L_S`` (``L_S`` the real/fake
+    game). As costs to minimise: D's cost gains ``weight * (CE(real) + CE(fake))``, G's
+    ``weight * CE(fake)``, CE the mean cross-entropy of the class logits against the classes
+    (real: the data's, fake: the ones G was asked for). The fake terms need a conditional G
+    (``fakes=True``); without one only real data are classified (the tutorial's §4.1 variant).
+
+    Args:
+        weight: factor of every class term (``condition.weight``; AC-GAN: 1).
+        fakes: whether G's samples are classified against their drawn classes.
+    """
+
+    def __init__(self, weight: float = 1.0, fakes: bool = False) -> None:
+        self.weight = float(weight)
+        self.fakes = bool(fakes)
+
+    def discriminator(self, real_class_logits: Tensor, y_real: Tensor,
+                      fake_class_logits: Tensor | None = None,
+                      y_fake: Tensor | None = None) -> Tensor:
+        """``weight * (CE(real) [+ CE(fake)])``: the fake term when its logits are given."""
+        cost = F.cross_entropy(real_class_logits, y_real)
+        if fake_class_logits is not None:
+            cost = cost + F.cross_entropy(fake_class_logits, y_fake)
+        return self.weight * cost
+
+    def generator(self, fake_class_logits: Tensor, y_fake: Tensor) -> Tensor:
+        """``weight * CE(fake)``: G is pushed to make samples D classifies as asked."""
+        return self.weight * F.cross_entropy(fake_class_logits, y_fake)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(weight={self.weight}, fakes={self.fakes})"

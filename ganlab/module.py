@@ -18,6 +18,7 @@ from torch.optim import Optimizer
 from ganlab.averaging import check_average, fit_state_dict, make_average
 from ganlab.callbacks.momentum import MomentumRamp
 from ganlab.compiling import check_update as check_compile_update
+from ganlab.conditional import check_weight, fixed_labels, label_plan, sample_labels
 from ganlab.lightning_compat import backward_is_plain, logs_this_step, optimizer_step, step_is_plain
 from ganlab.losses import GANLoss
 from ganlab.noise import NoisePrior
@@ -39,6 +40,14 @@ def _grad_norm(params: Iterable[nn.Parameter]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
+def _split_rows(batch: Tensor | tuple[Tensor, Tensor], rows: int) -> list:
+    """``batch`` in pieces of ``rows`` rows; an ``(x, y)`` batch as ``(x, y)`` pieces."""
+    if isinstance(batch, Tensor):
+        return list(batch.split(rows))
+    x, y = batch
+    return list(zip(x.split(rows), y.split(rows), strict=True))
+
+
 class GAN(pl.LightningModule):
     """Generator, discriminator, game and optimisers of one GAN experiment.
 
@@ -49,6 +58,12 @@ class GAN(pl.LightningModule):
     tutorial's recommendation) updates both networks from one forward pass: the same
     samples and the same discriminator dropout masks; it needs ``k=1``. The rules
     themselves are in :mod:`ganlab.updates`.
+
+    Conditional models (issue 14): a :class:`~ganlab.networks.conditioning.ConditionalGenerator`
+    makes the GAN class-conditional (:attr:`num_classes`; ``sample(n, y=...)``; the fixed
+    grid's classes :attr:`fixed_y`); the training batches are then ``(x, y)``
+    (``data.labels=true``) and the update rules give D and G the classes
+    (:mod:`ganlab.conditional`).
 
     Args:
         generator, discriminator: networks (see :mod:`ganlab.networks`).
@@ -76,6 +91,9 @@ class GAN(pl.LightningModule):
             few hundred microseconds of Python on every batch; for models whose step takes
             about that long this shares it out. Training is the same, step for step; logging
             (``trainer.log_every_n_steps``), checkpoints and resume positions count batches.
+        condition: the ``condition`` config node; its ``weight`` (default 1) scales an
+            AC-GAN discriminator's class cross-entropy. Which network takes the class is read
+            from the networks themselves (:func:`ganlab.build.wrap_conditional` built them).
     """
 
     def __init__(
@@ -94,6 +112,7 @@ class GAN(pl.LightningModule):
         compile: bool = False,
         steps_per_batch: int = 1,
         unroll: int = 0,
+        condition: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if int(k) < 1:
@@ -105,9 +124,17 @@ class GAN(pl.LightningModule):
         check_compile_update(bool(compile), update)
         unroll = check_unroll(unroll, update, bool(compile))
         check_features(loss, discriminator)
+        class_weight = check_weight((condition or {}).get("weight", 1.0))
+        plan = label_plan(generator, discriminator, class_weight)
         if isinstance(steps_per_batch, bool) or int(steps_per_batch) < 1:
             raise ValueError(f"steps_per_batch={steps_per_batch!r} must be an integer >= 1")
         self.automatic_optimization = False
+        self.class_weight = class_weight
+        #: the number of classes G is conditioned on (None: an unconditional G)
+        self.num_classes: int | None = plan.num_classes if plan.g_takes_y else None
+        #: whether training batches are (x, y): what D needs, until the datamodule says
+        #: (``data.labels``) at fit start
+        self.labelled_batches = plan.reads_real_labels
         self.generator = generator
         self.discriminator = discriminator
         self.loss = loss
@@ -140,12 +167,16 @@ class GAN(pl.LightningModule):
         # the noise that sample grids are drawn from, the same z at every epoch
         fixed = noise.draw(N_FIXED, torch.Generator().manual_seed(self.seed + 12345))
         self.register_buffer("fixed_z", fixed)
+        # their classes (conditional G): grid row c is class c for 10 classes; derived from
+        # num_classes, so not saved (checkpoints of conditional and plain models alike)
+        labels = None if self.num_classes is None else fixed_labels(self.num_classes, N_FIXED)
+        self.register_buffer("fixed_y", labels, persistent=False)
         self._logging = True  # whether this step's values are logged (lightning_compat)
         self._rule = make_rule(self)  # how a training step moves G and D (ganlab.updates)
 
     # ----------------------------------------------------------------- sampling
-    def forward(self, z: Tensor) -> Tensor:
-        return self.generator(z)
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.generator(z) if y is None else self.generator(z, y)
 
     @property
     def has_average(self) -> bool:
@@ -155,7 +186,8 @@ class GAN(pl.LightningModule):
 
     def sampler(self, averaged: bool | None = None) -> nn.Module:
         """The generator to sample from: the averaged one when ``averaged`` is True, the raw
-        one when False, and ``None`` picks the average whenever it has started."""
+        one when False, and ``None`` picks the average whenever it has started. Call it as
+        ``g(z, y)`` when the model is conditional (:attr:`num_classes`), else ``g(z)``."""
         if averaged and not self.has_average:
             raise ValueError(
                 "this model has no averaged generator (set average=uniform or average=ema, "
@@ -168,22 +200,35 @@ class GAN(pl.LightningModule):
     @torch.no_grad()
     def sample(
         self, n: int, seed: int | None = None, batch_size: int = 1000,
-        averaged: bool | None = None,
+        averaged: bool | None = None, y: Tensor | None = None,
     ) -> Tensor:
         """``n`` samples from G in eval mode; ``seed`` makes them reproducible.
 
-        ``averaged`` chooses the generator as :meth:`sampler` does.
+        ``averaged`` chooses the generator as :meth:`sampler` does. A conditional model
+        draws sample ``i`` of class ``y[i]`` (``y``: (n,) int64, or one int for all), or of a
+        class drawn uniformly from ``seed`` after each batch's noise when ``y`` is None; an
+        unconditional model refuses ``y``, and a class out of range is refused, each in one
+        line (:class:`~ganlab.errors.ConfigError`).
         """
+        classes = self.num_classes
+        y = sample_labels(y, n, classes)
         gen = self.sampler(averaged)
         g = torch.Generator(device=self.device)
         g.manual_seed(self.seed if seed is None else seed)
         was_training = gen.training
         gen.eval()
+        out = []
         try:
-            out = [
-                gen(self.noise.draw(min(batch_size, n - i), g, device=self.device))
-                for i in range(0, n, batch_size)
-            ]
+            for i in range(0, n, batch_size):
+                z = self.noise.draw(min(batch_size, n - i), g, device=self.device)
+                if classes is None:
+                    out.append(gen(z))
+                    continue
+                if y is None:
+                    labels = torch.randint(classes, (len(z),), generator=g, device=self.device)
+                else:
+                    labels = y[i:i + len(z)].to(self.device)
+                out.append(gen(z, labels))
         finally:
             gen.train(was_training)
         return torch.cat(out)
@@ -224,6 +269,9 @@ class GAN(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._nets = self._training_networks()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if isinstance(getattr(datamodule, "use_labels", None), bool):
+            self.labelled_batches = datamodule.use_labels  # (x, y) batches with data.labels
         # rebuilt here, so that a game or noise prior set on the module since it was
         # constructed is the one the rule uses (the rule keeps references, not lookups)
         self._rule = make_rule(self)
@@ -313,7 +361,7 @@ class GAN(pl.LightningModule):
         """G's gradient norm (logged steps only)."""
         return _grad_norm(self._g_params) / self._loss_scale()
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+    def training_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> None:
         """``steps_per_batch`` training steps, each on the next ``k`` minibatches of the batch."""
         opt_g, opt_d = self.optimizers()
         sched_g, sched_d = self.lr_schedulers()
@@ -322,7 +370,7 @@ class GAN(pl.LightningModule):
             self._logging = logged
             stats, m = self._one_step(batch, opt_g, opt_d, sched_g, sched_d)
         else:
-            pieces = batch.split(self._rows_per_step)
+            pieces = _split_rows(batch, self._rows_per_step)
             for i, piece in enumerate(pieces):
                 if i and 0 <= self.trainer.max_steps <= self.trainer.global_step:
                     break  # max_steps reached inside the batch
@@ -331,7 +379,7 @@ class GAN(pl.LightningModule):
         if self._logging:
             self._log_stats(stats, opt_g, opt_d, m)
 
-    def _one_step(self, batch: Tensor, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
+    def _one_step(self, batch: Any, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
         """One training step by the update rule (:mod:`ganlab.updates`) on ``k`` minibatches,
         then the generator average; returns the statistics (on logged steps) and the
         minibatch size."""

@@ -38,6 +38,14 @@ class NoisePrior:
         g = self.generator
         return self.draw(n, g, device=g.device)
 
+    def sample_classes(self, n: int, num_classes: int) -> Tensor:
+        """``n`` classes drawn uniformly from ``0..num_classes-1`` on this prior's stream
+        (a conditional GAN's fake labels: checkpointed with the noise, so resumable)."""
+        if self.generator is None:
+            self.seed(0)
+        g = self.generator
+        return torch.randint(num_classes, (n,), generator=g, device=g.device)
+
     def draw(self, n: int, generator: torch.Generator | None, device=None) -> Tensor:
         if self.kind == "uniform":
             z = torch.rand(n, self.dim, generator=generator, device=device)

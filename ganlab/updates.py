@@ -21,22 +21,28 @@ Games that need D's features (``loss.uses_features``: feature matching) are serv
 same rules: each rule picks its feature-reading cost once, at construction, so the other
 games pay nothing per step for it.
 
-Labels (conditional GANs, issue 14): a step receives the batch as the datamodule yields it.
-When batches become ``(x, y)``, :meth:`UpdateRule.minibatches` is the one place that splits
-them into the ``k`` minibatches (x and y alike), and ``d_step``/``generator_cost`` take the
-minibatch's ``y`` (and G's sampled classes) beside ``real``; the games then get the labels
-through the networks' outputs, not through new cost signatures.
+Labels (conditional GANs and AC-GAN, issue 14): a step receives the batch as the datamodule
+yields it, ``(x, y)`` with ``data.labels=true``. :meth:`UpdateRule.minibatches` is the one
+place that splits it into the ``k`` minibatches, as ``(x, y)`` pairs (``y`` None for plain
+batches). What the networks take is read once from their types
+(:func:`ganlab.conditional.label_plan`): a conditional G is called ``g(z, y)`` with classes
+drawn from the noise stream right after z (:meth:`UpdateRule.latent`), a conditional D
+``d(x, y)`` with the real minibatch's classes or the fakes' drawn ones (the same tensor G
+got), and an AC-GAN D adds its class cross-entropy (:class:`ganlab.losses.AuxiliaryClassCost`)
+to D's cost, and with a conditional G to G's. The games themselves are unchanged.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from ganlab.conditional import label_plan, split_labelled
 from ganlab.errors import ConfigError
 from ganlab.functional_optim import FunctionalOptimizer
 
@@ -44,6 +50,9 @@ if TYPE_CHECKING:  # the module imports this one
     from ganlab.module import GAN
 
 UPDATES = ("alternating", "simultaneous")
+
+#: one minibatch of real data: ``(x, y)``, ``y`` None when the batches carry no classes
+Minibatch = tuple[Tensor, Tensor | None]
 
 
 def check_unroll(unroll: Any, update: str, compile_networks: bool) -> int:
@@ -75,10 +84,11 @@ def check_features(loss: Any, discriminator: torch.nn.Module) -> None:
 
 
 def _no_features(discriminator: Any) -> str:
+    name = getattr(discriminator, "__name__", None) or type(discriminator).__name__
     return (
         f"loss=feature_matching needs a discriminator that returns its features "
         f"(d(x, features=True) -> (logits, features), ganlab.networks.base.Discriminator); "
-        f"{type(discriminator).__name__} does not: pick another arch, or another loss"
+        f"{name} does not: pick another arch, or another loss"
     )
 
 
@@ -96,7 +106,12 @@ def make_rule(gan: GAN) -> UpdateRule:
 
 
 class UpdateRule:
-    """One training step's updates of G and D; the GAN calls :meth:`step`."""
+    """One training step's updates of G and D; the GAN calls :meth:`step`.
+
+    What the networks take (classes or not) is decided here, once (:mod:`ganlab.conditional`);
+    the helpers :meth:`latent`, :meth:`generate`, :meth:`judge` and :meth:`d_cost` are what
+    every rule calls, so each rule is written once for plain and conditional networks.
+    """
 
     def __init__(self, gan: GAN) -> None:
         self.gan = gan
@@ -104,12 +119,94 @@ class UpdateRule:
         self.noise = gan.noise
         self.k = gan.k
         self.features = bool(getattr(gan.loss, "uses_features", False))
+        plan = label_plan(gan.generator, gan.discriminator, gan.class_weight)
+        self.plan = plan
+        #: whether batches arrive as (x, y) (the datamodule's ``data.labels``)
+        self.labelled = bool(gan.labelled_batches)
+        if plan.reads_real_labels and not self.labelled:
+            raise ConfigError("this discriminator reads the classes of real data (condition="
+                              "cgan or acgan), but the training batches carry none: set "
+                              "data.labels=true")
+        self.num_classes = plan.num_classes
+        self.g_y, self.d_y, self.draw_y = plan.g_takes_y, plan.d_takes_y, plan.draws_fake_labels
+        #: AC-GAN's class cost (None: D predicts no class), and whether G's cost has its term
+        self.classes = plan.class_cost
+        self.g_classes = self.classes if self.classes is not None and self.classes.fakes else None
 
-    def minibatches(self, batch: Tensor) -> tuple[Tensor, ...] | list[Tensor]:
-        """The step's ``k`` real minibatches (the datamodule drew ``k * batch_size`` rows)."""
-        return (batch,) if self.k == 1 else [c for c in batch.tensor_split(self.k) if len(c)]
+    def minibatches(self, batch: Any) -> Sequence[Minibatch]:
+        """The step's ``k`` real minibatches (the datamodule drew ``k * batch_size`` rows), as
+        ``(x, y)`` pairs; ``y`` is None for plain batches."""
+        if not self.labelled:
+            if self.k == 1:
+                return ((batch, None),)
+            return [(c, None) for c in batch.tensor_split(self.k) if len(c)]
+        x, y = split_labelled(batch)
+        if self.k == 1:
+            return ((x, y),)
+        return [(a, b) for a, b in zip(x.tensor_split(self.k), y.tensor_split(self.k),
+                                       strict=True) if len(a)]
 
-    def step(self, batch: Tensor, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
+    def latent(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """``n`` noise vectors and, when G or D reads them, their classes (drawn after z from
+        the same stream, uniformly); None otherwise."""
+        z = self.noise.sample(n)
+        return z, (self.noise.sample_classes(n, self.num_classes) if self.draw_y else None)
+
+    def generate(self, g: Callable[..., Tensor], z: Tensor, y: Tensor | None) -> Tensor:
+        """G's samples: ``g(z, y)`` for a conditional G, else ``g(z)``."""
+        return g(z, y) if self.g_y else g(z)
+
+    def judge(self, d: Callable[..., Any], x: Tensor, y: Tensor | None, **kwargs: Any) -> Any:
+        """What D says of ``x``: ``d(x, y, ...)`` for a conditional D, else ``d(x, ...)``."""
+        return d(x, y, **kwargs) if self.d_y else d(x, **kwargs)
+
+    def d_cost(self, d: Callable[..., Any], real: Tensor, y_real: Tensor | None, fake: Tensor,
+               y_fake: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """D's cost through ``d`` (a training network, or the look-ahead's functional D), its
+        logits on real and fake data, and the class term inside the cost (AC-GAN, else None).
+        The costs are in float32 whatever the forward pass ran in (trainer.precision)."""
+        if self.classes is None:
+            real_logits = self.judge(d, real, y_real)
+            fake_logits = self.judge(d, fake, y_fake)
+            return (self.loss.discriminator(real_logits.float(), fake_logits.float()),
+                    real_logits, fake_logits, None)
+        real_logits, real_classes = self.judge(d, real, y_real, classes=True)
+        if self.classes.fakes:
+            fake_logits, fake_classes = self.judge(d, fake, y_fake, classes=True)
+            fake_classes = fake_classes.float()
+        else:
+            fake_logits, fake_classes = self.judge(d, fake, y_fake), None
+        class_cost = self.classes.discriminator(real_classes.float(), y_real, fake_classes,
+                                                y_fake)
+        loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float()) + class_cost
+        return loss_d, real_logits, fake_logits, class_cost
+
+    def g_game_cost(self, d: Callable[..., Any], fake: Tensor, y_fake: Tensor | None) -> Tensor:
+        """G's cost from D's logits on its samples (and, for AC-GAN with a conditional G, the
+        class term on them)."""
+        if self.g_classes is None:
+            return self.loss.generator(self.judge(d, fake, y_fake).float())
+        logits, classes = self.judge(d, fake, y_fake, classes=True)
+        return (self.loss.generator(logits.float())
+                + self.g_classes.generator(classes.float(), y_fake))
+
+    def g_feature_cost(self, d: Callable[..., Any], fake: Tensor, y_fake: Tensor | None,
+                       real: Tensor, y_real: Tensor | None) -> Tensor:
+        """Feature matching: G's samples' mean D features against the real minibatch's (no
+        gradient through the real side), each judged with its own classes; plus AC-GAN's
+        class term on the samples when G is conditional."""
+        if self.g_classes is None:
+            _, fake_features = _with_features(self.judge(d, fake, y_fake, features=True), d)
+            cost = None
+        else:
+            _, classes, fake_features = self.judge(d, fake, y_fake, features=True, classes=True)
+            cost = self.g_classes.generator(classes.float(), y_fake)
+        with torch.no_grad():
+            _, real_features = self.judge(d, real, y_real, features=True)
+        fm = self.loss.feature_generator(real_features.float(), fake_features.float())
+        return fm if cost is None else fm + cost
+
+    def step(self, batch: Any, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
         """Update both networks from one step's batch; returns the statistics (on logged
         steps, else ``{}``) and the minibatch size."""
         raise NotImplementedError
@@ -123,40 +220,46 @@ class Alternating(UpdateRule):
         super().__init__(gan)
         self.generator_cost = self._feature_cost if self.features else self._logit_cost
 
-    def step(self, batch: Tensor, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
+    def step(self, batch: Any, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
         chunks = self.minibatches(batch)
-        m = len(chunks[0])
-        for real in chunks:
-            stats = self.d_step(real, opt_d, sched_d)
-        stats.update(self.g_step(real, m, opt_g, opt_d, sched_g))
+        m = len(chunks[0][0])
+        for real, y in chunks:
+            stats = self.d_step(real, opt_d, sched_d, y)
+        stats.update(self.g_step(real, m, opt_g, opt_d, sched_g, y))
         return stats, m
 
-    def d_step(self, real: Tensor, opt_d, sched_d) -> dict[str, Tensor]:
+    def d_step(self, real: Tensor, opt_d, sched_d, y: Tensor | None = None) -> dict[str, Tensor]:
+        """One D update on the real minibatch ``real`` (classes ``y``) and as many fresh
+        samples (fresh classes)."""
         gan = self.gan
         nets = gan._nets
         with torch.no_grad():
-            fake = nets.g_fixed(self.noise.sample(len(real)))
-        real_logits = nets.d_train(real)
-        fake_logits = nets.d_train(fake)
-        # the cost in float32 whatever the forward pass ran in (trainer.precision)
-        loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
+            z, y_fake = self.latent(len(real))
+            fake = self.generate(nets.g_fixed, z, y_fake)
+        loss_d, real_logits, fake_logits, class_cost = self.d_cost(nets.d_train, real, y, fake,
+                                                                   y_fake)
         opt_d.zero_grad(set_to_none=True)
         gan._backward(loss_d)
-        stats = gan._d_stats(loss_d, real_logits, fake_logits) if gan._logging else {}
+        stats = {}
+        if gan._logging:
+            stats = gan._d_stats(loss_d, real_logits, fake_logits)
+            if class_cost is not None:
+                stats["loss_class_d"] = class_cost.detach()
         gan._step(opt_d)
         sched_d.step()
         return stats
 
-    def g_step(self, real: Tensor, n: int, opt_g, opt_d, sched_g) -> dict[str, Tensor]:
-        """One G update on ``n`` fresh samples; ``real`` is the last D step's minibatch (read
-        by feature matching and the look-ahead only), ``opt_d`` D's optimiser (the
-        look-ahead's rule)."""
+    def g_step(self, real: Tensor, n: int, opt_g, opt_d, sched_g,
+               y: Tensor | None = None) -> dict[str, Tensor]:
+        """One G update on ``n`` fresh samples; ``real`` (classes ``y``) is the last D step's
+        minibatch (read by feature matching and the look-ahead only), ``opt_d`` D's
+        optimiser (the look-ahead's rule)."""
         gan = self.gan
         frozen = gan._d_trainable
         for p in frozen:  # D gets no gradient from G's cost (what toggle_optimizer does)
             p.requires_grad_(False)
         try:
-            loss_g = self.generator_cost(real, n, opt_d)
+            loss_g = self.generator_cost(real, n, opt_d, y)
             opt_g.zero_grad(set_to_none=True)
             gan._backward(loss_g)
         finally:
@@ -168,21 +271,18 @@ class Alternating(UpdateRule):
         sched_g.step()
         return stats
 
-    def _logit_cost(self, real: Tensor, n: int, opt_d) -> Tensor:
+    def _logit_cost(self, real: Tensor, n: int, opt_d, y: Tensor | None = None) -> Tensor:
         nets = self.gan._nets
-        fake_logits = nets.d_fixed(nets.g_train(self.noise.sample(n)))
-        return self.loss.generator(fake_logits.float())
+        z, y_fake = self.latent(n)
+        return self.g_game_cost(nets.d_fixed, self.generate(nets.g_train, z, y_fake), y_fake)
 
-    def _feature_cost(self, real: Tensor, n: int, opt_d) -> Tensor:
+    def _feature_cost(self, real: Tensor, n: int, opt_d, y: Tensor | None = None) -> Tensor:
         """Feature matching: G's samples' mean D features against the real minibatch's,
         both from the current D; no gradient through the real side."""
         nets = self.gan._nets
-        d = nets.d_fixed
-        _, fake_features = _with_features(d(nets.g_train(self.noise.sample(n)), features=True),
-                                          d)
-        with torch.no_grad():
-            _, real_features = d(real, features=True)
-        return self.loss.feature_generator(real_features.float(), fake_features.float())
+        z, y_fake = self.latent(n)
+        fake = self.generate(nets.g_train, z, y_fake)
+        return self.g_feature_cost(nets.d_fixed, fake, y_fake, real, y)
 
 
 class Simultaneous(UpdateRule):
@@ -193,22 +293,36 @@ class Simultaneous(UpdateRule):
     of differentiating J(D) through G).
     """
 
-    def step(self, batch: Tensor, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
+    def step(self, batch: Any, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
         gan = self.gan
         nets = gan._nets
-        real = batch
-        fake = nets.g_train(self.noise.sample(len(real)))
+        ((real, y),) = self.minibatches(batch)
+        z, y_fake = self.latent(len(real))
+        fake = self.generate(nets.g_train, z, y_fake)
+        d = nets.d_train
+        classes = self.classes
+        class_cost = None
+        kw = {"classes": True} if classes is not None else {}  # AC-GAN: class logits too
         if self.features:
-            real_logits, real_features = _with_features(nets.d_train(real, features=True),
-                                                        nets.d_train)
-            fake_logits, fake_features = nets.d_train(fake, features=True)
+            real_out = _with_features(self.judge(d, real, y, features=True, **kw), d)
+            fake_out = self.judge(d, fake, y_fake, features=True, **kw)
+            real_logits, real_features = real_out[0], real_out[-1]
+            fake_logits, fake_features = fake_out[0], fake_out[-1]
             loss_g = self.loss.feature_generator(real_features.detach().float(),
                                                  fake_features.float())
         else:
-            real_logits = nets.d_train(real)
-            fake_logits = nets.d_train(fake)
+            real_out = self.judge(d, real, y, **kw)
+            fake_out = self.judge(d, fake, y_fake, **kw)
+            real_logits, fake_logits = (real_out, fake_out) if classes is None else (
+                real_out[0], fake_out[0])
             loss_g = self.loss.generator(fake_logits.float())
         loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
+        if classes is not None:  # AC-GAN: the class logits are the outputs' second entries
+            fake_classes = fake_out[1].float() if classes.fakes else None
+            class_cost = classes.discriminator(real_out[1].float(), y, fake_classes, y_fake)
+            loss_d = loss_d + class_cost
+            if fake_classes is not None:
+                loss_g = loss_g + classes.generator(fake_classes, y_fake)
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)
         gan._backward(loss_d, inputs=gan._d_params, retain_graph=True)
@@ -217,6 +331,8 @@ class Simultaneous(UpdateRule):
         if gan._logging:
             stats = gan._d_stats(loss_d, real_logits, fake_logits)
             stats.update(loss_g=loss_g.detach(), grad_norm_g=gan._grad_norm_g())
+            if class_cost is not None:
+                stats["loss_class_d"] = class_cost.detach()
         gan._step(opt_d)
         gan._step(opt_g)
         sched_d.step()
@@ -263,10 +379,12 @@ class Unrolled(Alternating):
             fopt = self._fopt = FunctionalOptimizer(opt_d, [p for _, p in named])
         return fopt
 
-    def lookahead(self, real: Tensor, fake: Tensor, opt_d) -> tuple[dict, dict]:
+    def lookahead(self, real: Tensor, fake: Tensor, opt_d, y_real: Tensor | None = None,
+                  y_fake: Tensor | None = None) -> tuple[dict, dict]:
         """D's parameters and buffers after ``unroll`` steps of its optimiser on ``real`` and
         ``fake`` (differentiable with respect to ``fake``), from the real D's values and
-        optimiser state, which stay untouched."""
+        optimiser state, which stay untouched. Each step takes D's whole cost (a conditional
+        D judges with the classes, an AC-GAN D's class term included)."""
         d = self.gan.discriminator
         fopt = self._functional_optimizer(opt_d)
         names = self._names
@@ -274,30 +392,36 @@ class Unrolled(Alternating):
         params = dict(d.named_parameters())  # the frozen ones (if any) pass through as they are
         buffers = {n: b.clone() for n, b in d.named_buffers()}  # BN statistics: copies
         state = fopt.initial_state()
+        looked = _functional(d, params, buffers)
         for _ in range(self.unroll):
             params.update(zip(names, values, strict=True))
-            real_logits = functional_call(d, (params, buffers), (real,))
-            fake_logits = functional_call(d, (params, buffers), (fake,))
-            loss_d = self.loss.discriminator(real_logits.float(), fake_logits.float())
+            loss_d = self.d_cost(looked, real, y_real, fake, y_fake)[0]
             grads = torch.autograd.grad(loss_d, values, create_graph=True)
             values, state = fopt.step(values, grads, state)
         params.update(zip(names, values, strict=True))
         return params, buffers
 
-    def _logit_cost(self, real: Tensor, n: int, opt_d) -> Tensor:
+    def _logit_cost(self, real: Tensor, n: int, opt_d, y: Tensor | None = None) -> Tensor:
         nets = self.gan._nets
-        fake = nets.g_train(self.noise.sample(n))
-        params, buffers = self.lookahead(real, fake, opt_d)
-        fake_logits = functional_call(self.gan.discriminator, (params, buffers), (fake,))
-        return self.loss.generator(fake_logits.float())
+        z, y_fake = self.latent(n)
+        fake = self.generate(nets.g_train, z, y_fake)
+        params, buffers = self.lookahead(real, fake, opt_d, y, y_fake)
+        return self.g_game_cost(_functional(self.gan.discriminator, params, buffers), fake,
+                                y_fake)
 
-    def _feature_cost(self, real: Tensor, n: int, opt_d) -> Tensor:
+    def _feature_cost(self, real: Tensor, n: int, opt_d, y: Tensor | None = None) -> Tensor:
         nets = self.gan._nets
-        d = self.gan.discriminator
-        fake = nets.g_train(self.noise.sample(n))
-        params, buffers = self.lookahead(real, fake, opt_d)
-        _, fake_features = _with_features(
-            functional_call(d, (params, buffers), (fake,), {"features": True}), d)
-        with torch.no_grad():
-            _, real_features = functional_call(d, (params, buffers), (real,), {"features": True})
-        return self.loss.feature_generator(real_features.float(), fake_features.float())
+        z, y_fake = self.latent(n)
+        fake = self.generate(nets.g_train, z, y_fake)
+        params, buffers = self.lookahead(real, fake, opt_d, y, y_fake)
+        looked = _functional(self.gan.discriminator, params, buffers)
+        return self.g_feature_cost(looked, fake, y_fake, real, y)
+
+
+def _functional(module: torch.nn.Module, params: dict, buffers: dict) -> Callable[..., Any]:
+    """``module`` called with these parameters and buffers (``torch.func.functional_call``),
+    taking the same arguments as the module itself (x, the classes, ``features=``)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return functional_call(module, (params, buffers), args, kwargs)
+    call.__name__ = type(module).__name__
+    return call

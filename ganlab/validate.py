@@ -26,6 +26,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from ganlab import compiling, precision
 from ganlab.arch_fit import shape_problem, suggestion
 from ganlab.averaging import check_average
+from ganlab.conditional import check_weight
 from ganlab.errors import ConfigError
 from ganlab.networks import minibatch, packing
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
@@ -283,6 +284,52 @@ def _check_generator_norm(cfg: DictConfig) -> None:
         raise ConfigError(f"{err}") from None
 
 
+#: ``condition.discriminator`` kinds that read the classes of real data
+_READS_REAL_CLASSES = ("auto", "concat", "projection", "auxiliary")
+
+
+def _check_condition(cfg: DictConfig) -> None:
+    """A run that trains with classes needs a dataset that has them, as ``(x, y)`` batches.
+
+    The datamodule says the same when it loads (:meth:`GANDataModule._read_labels`); this
+    says it before anything is read, for datasets whose training split never has labels
+    (``no_labels_reason`` on the class: gaussian1d, TFD's unlabelled training set).
+    """
+    node = _select(cfg, "condition")
+    d_kind = node.get("discriminator", "none") if isinstance(node, DictConfig) else "none"
+    chosen = _choice("condition")
+    option = f"condition={chosen}" if chosen not in (None, "none") else None
+    if isinstance(node, DictConfig) and node.get("weight") is not None:
+        check_weight(node.get("weight"))
+    labels, n_labels = _select(cfg, "data.labels"), _select(cfg, "data.n_labels")
+    if d_kind in _READS_REAL_CLASSES and labels is not True:
+        raise ConfigError(
+            f"{option or f'condition.discriminator={d_kind}'} needs data.labels=true (its "
+            f"discriminator reads the classes of real data), not data.labels={labels!r}: "
+            "drop the data.labels override, or use condition=none")
+    if labels is not True and n_labels is None:
+        return
+    target = _select(cfg, "data._target_")
+    try:
+        reason = getattr(get_class(target), "no_labels_reason", None) if target else None
+    except Exception:  # an unknown class: instantiation will say so
+        return
+    if isinstance(reason, str):  # a property (image folders) depends on the files: skip
+        asked = "data.labels=true" if labels is True else f"data.n_labels={n_labels}"
+        raise ConfigError(
+            f"{option + ' (' + asked + ')' if option else asked} needs class labels, but "
+            f"{target.rsplit('.', 1)[-1]} has none for training: {reason}; use a labelled "
+            "dataset (mnist, fashion_mnist, cifar10, image_folder, ring, grid) or "
+            "condition=none")
+
+
+def _choice(group: str) -> str | None:
+    """The option of config group ``group`` that this Hydra run picked (None outside one)."""
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get(group)
+
+
 def _arch_choice() -> str | None:
     """The ``arch=`` option chosen on the command line, when Hydra is running."""
     if not HydraConfig.initialized():
@@ -303,6 +350,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_schedule(cfg)
     _check_average(cfg)
     _check_generator_norm(cfg)
+    _check_condition(cfg)
     packing.check_config(cfg)
     minibatch.check_config(cfg)
     _check_shapes(cfg)

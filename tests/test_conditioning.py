@@ -95,7 +95,7 @@ def test_projection_changes_the_logit_by_the_embedding_difference_on_the_feature
 @pytest.mark.parametrize("arch", ["mlp", "maxout"])
 def test_concat_discriminator_first_layer_has_num_classes_more_inputs(arch):
     plain = build_gan(compose(["data=ring", f"arch={arch}"]))
-    cond = build_gan(compose(["data=ring", f"arch={arch}", "+condition=cgan"]))
+    cond = build_gan(compose(["data=ring", f"arch={arch}", "condition=cgan"]))
     d = cond.discriminator
     assert isinstance(d, ConcatDiscriminator) and isinstance(cond.generator,
                                                              ConditionalGenerator)
@@ -152,13 +152,13 @@ def test_each_weight_is_saved_once(wrapper):
 
 
 @pytest.mark.parametrize("overrides, text", [
-    (["arch=dcgan", "data=mnist", "+condition=cgan", "condition.discriminator=concat"],
+    (["arch=dcgan", "data=mnist", "condition=cgan", "condition.discriminator=concat"],
      "condition.discriminator=concat needs a discriminator with a flat input"),
-    (["data=ring", "arch=mlp", "+condition=cgan", "condition.generator=embedding"],
+    (["data=ring", "arch=mlp", "condition=cgan", "condition.generator=embedding"],
      "condition.generator=embedding needs condition.embed_dim"),
-    (["data=ring", "arch=mlp", "+condition=cgan", "condition.discriminator=magic"],
+    (["data=ring", "arch=mlp", "condition=cgan", "condition.discriminator=magic"],
      "condition.discriminator='magic' is not one of"),
-    (["data=image_folder", "arch=dcgan", "+condition=cgan"], "set data.num_classes"),
+    (["data=image_folder", "arch=dcgan", "condition=cgan"], "set data.num_classes"),
 ])
 def test_bad_condition_settings_fail_in_one_line(overrides, text):
     with pytest.raises(ConfigError) as err:
@@ -167,11 +167,11 @@ def test_bad_condition_settings_fail_in_one_line(overrides, text):
 
 
 @pytest.mark.parametrize("overrides, g_cls, d_cls", [
-    (["arch=dcgan", "data=mnist", "+condition=cgan"], ConditionalGenerator,
+    (["arch=dcgan", "data=mnist", "condition=cgan"], ConditionalGenerator,
      ProjectionDiscriminator),
-    (["arch=dcgan", "data=mnist", "+condition=acgan"], DCGANGenerator, AuxiliaryClassifier),
-    (["data=mnist", "+condition=semisup"], MLPGenerator, ClassDiscriminator),
-    (["data=grid", "arch=mlp", "+condition=cgan", "condition.generator=embedding",
+    (["arch=dcgan", "data=mnist", "condition=acgan"], DCGANGenerator, AuxiliaryClassifier),
+    (["data=mnist", "condition=semisup"], MLPGenerator, ClassDiscriminator),
+    (["data=grid", "arch=mlp", "condition=cgan", "condition.generator=embedding",
       "condition.embed_dim=7"], ConditionalGenerator, ConcatDiscriminator),
     (["data=ring", "arch=mlp"], MLPGenerator, MLPDiscriminator),
 ])
@@ -181,7 +181,7 @@ def test_condition_configs_build_their_networks(overrides, g_cls, d_cls):
         cfg.arch.generator, **kw), lambda **kw: __import__("hydra").utils.instantiate(
         cfg.arch.discriminator, **kw))
     assert type(g) is g_cls and type(d) is d_cls
-    if "+condition=cgan" in overrides or "+condition=acgan" in overrides:
+    if "condition=cgan" in overrides or "condition=acgan" in overrides:
         assert cfg.data.labels is True
 
 

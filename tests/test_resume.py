@@ -219,15 +219,17 @@ def test_sampler_resumes_mid_epoch_and_shards_by_rank():
 
 
 @pytest.mark.slow
-def test_ddp_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
-    """Two ranks (``ddp_spawn``): each resumes its own noise stream, RNG and data shard.
+@pytest.mark.parametrize("extra", [[], ["condition=cgan"]], ids=["plain", "cgan"])
+def test_ddp_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path, extra):
+    """Two ranks (``ddp_spawn``): each resumes its own noise stream, RNG and data shard (a
+    cGAN's fake classes too: they come from the noise stream, through each rank's wrappers).
 
     ``ddp_spawn`` runs ``on_exception`` in the main process only, so the interruption here is
     a mid-epoch checkpoint of the reference run (``every_n_train_steps``) resumed to the end.
     """
     ddp = ["trainer=ddp", "trainer.strategy.start_method=spawn",
            "trainer.accelerator=cpu", "trainer.devices=2", "data.n_train=200",
-           "trainer.max_epochs=2"]  # 100 examples a rank: 3 steps an epoch
+           "trainer.max_epochs=2", *extra]  # 100 examples a rank: 3 steps an epoch
     mid = {"_target_": "pytorch_lightning.callbacks.ModelCheckpoint",
            "dirpath": str(tmp_path / "mid"), "filename": "step{step}",
            "every_n_train_steps": 12, "save_top_k": -1, "auto_insert_metric_name": False}
