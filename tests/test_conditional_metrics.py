@@ -116,9 +116,9 @@ def test_generator_classes_reads_the_contract_and_leaves_unconditional_models_al
     assert generator_classes(StandInCGAN(DigitGenerator(10, GOOD))) == 10
     plain = build_gan(compose(["debug=tiny", "data=ring"]))
     assert generator_classes(plain) is None
-    acgan = build_gan(compose(["debug=tiny", "data=ring", "+condition=acgan"]))
+    acgan = build_gan(compose(["debug=tiny", "data=ring", "condition=acgan"]))
     assert generator_classes(acgan) is None  # a class-aware D beside a plain G
-    cgan = build_gan(compose(["debug=tiny", "data=ring", "+condition=cgan"]))
+    cgan = build_gan(compose(["debug=tiny", "data=ring", "condition=cgan"]))
     assert generator_classes(cgan) == 8  # the mode index is the class
 
 
@@ -232,7 +232,7 @@ def save_ckpt(model, path):
 
 def test_visualize_class_out_of_range_or_unconditional_is_one_line(tmp_path):
     base = ["debug=tiny", "data=ring", "noise.dim=2"]
-    cond = save_ckpt(build_gan(compose([*base, "+condition=cgan"])), tmp_path / "cond.ckpt")
+    cond = save_ckpt(build_gan(compose([*base, "condition=cgan"])), tmp_path / "cond.ckpt")
     plain = save_ckpt(build_gan(compose(base)), tmp_path / "plain.ckpt")
     for ckpt, cls, message in (
             (cond, 12, "error: class=12 is not a class of this model: use 0..7"),
