@@ -335,7 +335,8 @@ class SemiSupervised(Alternating):
     """Semi-supervised learning with an (n+1)-class discriminator (Salimans et al. 2016,
     "Improved techniques for training GANs", §5; tutorial §5.4): Algorithm 1 whose D cost is
 
-        J(D) = weight * CE(l(x_l), y_l) + unlabelled_weight * J_game(logsumexp l(x), logsumexp l(G(z)))
+        J(D) = weight * CE(l(x_l), y_l)
+               + unlabelled_weight * J_game(logsumexp l(x), logsumexp l(G(z)))
 
     with l the n class logits of :class:`~ganlab.networks.conditioning.ClassDiscriminator`
     (the fake class's logit fixed at 0, so p(real | x) = 1 - p(fake | x) =

@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from ganlab.networks.base import Discriminator
 from ganlab.networks.init import logit_of_marginals, normal_, uniform_
 from ganlab.networks.minibatch import MinibatchSpec, add_minibatch_features
-from ganlab.networks.weightnorm import GaussianNoise, apply_weight_norm
 from ganlab.networks.norms import (
     REFERENCE_NORMS,
     check_norm,
@@ -20,6 +19,7 @@ from ganlab.networks.norms import (
     make_norm,
     with_reference,
 )
+from ganlab.networks.weightnorm import GaussianNoise, apply_weight_norm
 from ganlab.noise import NoisePrior
 
 OUTPUTS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
