@@ -268,3 +268,14 @@ def test_semisup_mnist_preset_builds_the_papers_networks():
     assert isinstance(gan.loss, FeatureMatching) and gan.loss.d_scale == 0.5
     assert cfg.data.n_labels == 100 and "semisup" in cfg.callbacks
     assert isinstance(gan._rule, SemiSupervised)
+
+
+def test_fit_start_runs_the_discriminators_data_dependent_init(monkeypatch):
+    """GAN.setup hands D the training split once (before any checkpoint is restored)."""
+    from ganlab.networks.base import Discriminator
+
+    seen = []
+    monkeypatch.setattr(Discriminator, "init_from_data",
+                        lambda self, train: seen.append((type(self).__name__, len(train))))
+    _fit([], epochs=1)
+    assert seen == [("ClassDiscriminator", 400)]
