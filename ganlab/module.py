@@ -266,6 +266,11 @@ class GAN(pl.LightningModule):
         if stage == "fit" and datamodule is not None and callable(init):
             datamodule.setup(stage)
             init(datamodule.split("train"))
+        # D's data-dependent init (weight-normalised layers, ganlab.networks.weightnorm)
+        d_init = getattr(self.discriminator, "init_from_data", None)
+        if stage == "fit" and datamodule is not None and callable(d_init):
+            datamodule.setup(stage)
+            d_init(datamodule.split("train"))
 
     def on_fit_start(self) -> None:
         self._nets = self._training_networks()

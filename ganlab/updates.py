@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
@@ -100,6 +101,13 @@ def _with_features(out: Any, discriminator: Any) -> tuple[Tensor, Tensor]:
 
 def make_rule(gan: GAN) -> UpdateRule:
     """The update rule of a GAN's settings (``update``, ``unroll``)."""
+    if semi_supervised(gan):
+        if gan.update != "alternating" or gan.unroll:
+            raise ConfigError(
+                f"condition.discriminator=classes (semi-supervised) trains with "
+                f"update=alternating and unroll=0 only (got update={gan.update}, "
+                f"unroll={gan.unroll}): set those")
+        return SemiSupervised(gan)
     if gan.update == "simultaneous":
         return Simultaneous(gan)
     return Unrolled(gan) if gan.unroll else Alternating(gan)
@@ -425,3 +433,124 @@ def _functional(module: torch.nn.Module, params: dict, buffers: dict) -> Callabl
         return functional_call(module, (params, buffers), args, kwargs)
     call.__name__ = type(module).__name__
     return call
+
+
+# ------------------------------------------------------------------ semi-supervised learning
+def semi_supervised(gan: GAN) -> bool:
+    """Whether the GAN's discriminator is the (n+1)-class one of Salimans et al. (2016, §5)."""
+    from ganlab.networks.conditioning import ClassDiscriminator
+
+    return isinstance(gan.discriminator, ClassDiscriminator)
+
+
+def _condition(gan: GAN) -> dict[str, Any]:
+    node = getattr(gan, "condition", None) or (gan.config or {}).get("condition") or {}
+    return dict(node)
+
+
+def _weight(node: dict[str, Any], key: str) -> float:
+    value = node.get(key, 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"condition.{key}={value!r} must be a number >= 0")
+    return float(value)
+
+
+class SemiSupervised(Alternating):
+    """Semi-supervised learning with an (n+1)-class discriminator (Salimans et al. 2016,
+    "Improved techniques for training GANs", §5; tutorial §5.4): Algorithm 1 whose D cost is
+
+        J(D) = weight * CE(l(x_l), y_l)
+               + unlabelled_weight * J_game(logsumexp l(x), logsumexp l(G(z)))
+
+    with l the n class logits of :class:`~ganlab.networks.conditioning.ClassDiscriminator`
+    (the fake class's logit fixed at 0, so p(real | x) = 1 - p(fake | x) =
+    sigmoid(logsumexp l)), (x_l, y_l) a minibatch of the labelled subset
+    (``datamodule.labelled_subset()``: ``data.n_labels`` examples, class-balanced) and x the
+    ordinary unlabelled minibatch. Their unsupervised cost ``loss_unl = -0.5 mean(lse(l_unl))
+    + 0.5 mean(softplus(lse(l_unl))) + 0.5 mean(softplus(lse(l_fake)))`` is, since softplus(a)
+    - a = softplus(-a), exactly ganlab's shared D cost with ``loss.d_scale=0.5`` and
+    ``real_label=1`` on the logit lse(l). G's cost is the game's (``loss=feature_matching``
+    in ``experiment=semisup_mnist``), unchanged.
+
+    The labelled minibatch has the unlabelled one's size m: the whole labelled set when it
+    holds at most m examples (their code cycles permutations of the labelled set, so with 100
+    labels and batches of 100 every step sees the whole set), else m rows drawn without
+    replacement from the noise stream (checkpointed: a resumed run draws the same rows).
+    ``condition.unlabelled_weight=0`` trains D on the labels alone (no samples, no G step):
+    the supervised baseline of the same network.
+    """
+
+    def __init__(self, gan: GAN) -> None:
+        super().__init__(gan)
+        node = _condition(gan)
+        self.weight = _weight(node, "weight")
+        self.unlabelled_weight = _weight(node, "unlabelled_weight")
+        #: the labelled subset (x, y), taken from the datamodule at the first step
+        self.labelled_data: tuple[Tensor, Tensor] | None = None
+
+    def labelled_set(self) -> tuple[Tensor, Tensor]:
+        if self.labelled_data is None:
+            datamodule = getattr(self.gan.trainer, "datamodule", None)
+            if datamodule is None or not hasattr(datamodule, "labelled_subset"):
+                raise ConfigError("condition.discriminator=classes (semi-supervised) needs a "
+                                  "ganlab datamodule with labels (data.n_labels=...)")
+            x, y = datamodule.labelled_subset()
+            self.labelled_data = (x.to(self.gan.device), y.to(self.gan.device))
+        return self.labelled_data
+
+    def labelled_batch(self, m: int) -> tuple[Tensor, Tensor]:
+        """The step's labelled minibatch of (up to) ``m`` examples (class docstring)."""
+        x, y = self.labelled_set()
+        if len(x) <= m:
+            return x, y
+        g = self.noise.generator
+        if g is None:
+            self.noise.seed(self.gan.seed, device=x.device)
+            g = self.noise.generator
+        rows = torch.randperm(len(x), generator=g, device=g.device)[:m].to(x.device)
+        return x[rows], y[rows]
+
+    def step(self, batch: Any, opt_g, opt_d, sched_g, sched_d) -> tuple[dict, int]:
+        chunks = self.minibatches(batch)  # (x, None) pairs: the unlabelled stream has no y
+        m = len(chunks[0][0])
+        for real, _ in chunks:
+            stats = self.d_step(real, opt_d, sched_d)
+        if self.unlabelled_weight:
+            stats.update(self.g_step(real, m, opt_g, opt_d, sched_g))
+        return stats, m
+
+    def d_step(self, real: Tensor, opt_d, sched_d, y: Tensor | None = None
+               ) -> dict[str, Tensor]:
+        gan = self.gan
+        nets = gan._nets
+        x_l, y_l = self.labelled_batch(len(real))
+        _, class_logits = nets.d_train(x_l, classes=True)
+        loss_sup = F.cross_entropy(class_logits.float(), y_l)
+        loss_d = self.weight * loss_sup
+        if self.unlabelled_weight:
+            with torch.no_grad():
+                fake = nets.g_fixed(self.noise.sample(len(real)))
+            real_logits = nets.d_train(real)
+            fake_logits = nets.d_train(fake)
+            loss_unsup = self.loss.discriminator(real_logits.float(), fake_logits.float())
+            loss_d = loss_d + self.unlabelled_weight * loss_unsup
+        opt_d.zero_grad(set_to_none=True)
+        gan._backward(loss_d)
+        stats: dict[str, Tensor] = {}
+        if gan._logging:
+            if self.unlabelled_weight:
+                stats = gan._d_stats(loss_d, real_logits, fake_logits)
+                stats["loss_unsup"] = loss_unsup.detach()
+            else:
+                stats = {"loss_d": loss_d.detach(), "grad_norm_d": _grad_norm_d(gan)}
+            stats["loss_sup"] = loss_sup.detach()
+            stats["train_error"] = (class_logits.detach().argmax(1) != y_l).float().mean()
+        gan._step(opt_d)
+        sched_d.step()
+        return stats
+
+
+def _grad_norm_d(gan: GAN) -> Tensor:
+    from ganlab.module import _grad_norm
+
+    return _grad_norm(gan._d_params) / gan._loss_scale()

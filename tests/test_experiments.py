@@ -94,6 +94,18 @@ EXPECTED = {
         g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
         params=None,
     ),
+    # Salimans et al. 2016 (openai/improved-gan mnist_svhn_cifar10/train_mnist_feature_
+    # matching.py): G 100 -> 2 x (500, BN) -> 784 weight-normed; D 784-1000-500-250-250-250
+    # weight-normed (g and v per layer; the 1-logit base of the 10-class head), by hand below
+    "semisup_mnist": dict(
+        data="ganlab.data.MNIST", shape=(1, 28, 28), gcn=None, output="sigmoid", batch=100,
+        optim=ADAM, lr=0.003, noise="uniform", update="alternating", scale=1.0, d_scale=0.5,
+        schedule=NO_SCHEDULE, epochs=300, loss="ganlab.losses.FeatureMatching",
+        g="ganlab.networks.MLPGenerator", d="ganlab.networks.MLPDiscriminator",
+        params=(100 * 500 + 2 * 500 + 500 * 500 + 2 * 500 + 500 * 784 + 2 * 784,
+                sum(i * o + 2 * o for i, o in ((784, 1000), (1000, 500), (500, 250),
+                                               (250, 250), (250, 250), (250, 1)))),
+    ),
 }
 
 # widths that make the paper's big networks cheap; the layer structure stays the same
@@ -141,7 +153,7 @@ def test_preset_settings(name):
         assert list(cfg.optim.betas) == want.get("betas", [0.5, 0.999])
     assert cfg.noise.dim == want.get("noise_dim", 100) and cfg.noise.kind == want["noise"]
     assert cfg["update"] == want["update"]  # cfg.update is DictConfig.update()
-    assert cfg.loss._target_ == "ganlab.losses.NonSaturating"
+    assert cfg.loss._target_ == want.get("loss", "ganlab.losses.NonSaturating")
     assert cfg.loss.scale == want["scale"] and cfg.loss.real_label == 1.0
     assert cfg.loss.d_scale == want["d_scale"]
     for key, value in want["schedule"].items():

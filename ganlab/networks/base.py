@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ganlab.networks.weightnorm import INIT_ROWS, init_from_data
+
 
 class Discriminator(nn.Module):
     """Base of ganlab's discriminators: ``net`` = body + head, logits (B,)."""
@@ -22,6 +24,13 @@ class Discriminator(nn.Module):
     #: False when an example's logit depends on the other examples of its batch (minibatch
     #: features, packing): D(x) of single points (the toy plots' contours) is then undefined
     per_example: bool = True
+
+    def init_from_data(self, train: Tensor) -> None:
+        """Set the weight-normalised layers' scales and biases from the first training rows
+        (:func:`ganlab.networks.weightnorm.init_from_data`); nothing for other networks.
+        The GAN calls it at fit start, before a checkpoint is restored."""
+        device = next(self.parameters()).device
+        init_from_data(self.net, train[:INIT_ROWS].to(device))
 
     def forward(self, x: Tensor, features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         if not features:

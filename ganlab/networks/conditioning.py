@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from ganlab.errors import ConfigError
 from ganlab.networks.base import Discriminator
+from ganlab.networks.weightnorm import apply_weight_norm, weight_normed
 
 
 def _check_classes(num_classes: int) -> int:
@@ -233,8 +234,12 @@ class ClassDiscriminator(Discriminator):
         self.num_classes = _check_classes(num_classes)
         size = feature_size(base)
         cut = len(base.net) - base.head_size
-        # the base's head dropout stays; its output layer becomes Flatten + Linear(F, n)
-        layers = [*base.net[:-1], nn.Flatten(), nn.Linear(size, self.num_classes)]
+        # the base's head dropout stays; its output layer becomes Flatten + Linear(F, n),
+        # weight-normalised like the base's (Salimans et al.'s MNIST model)
+        out = nn.Linear(size, self.num_classes)
+        if weight_normed(base.net[-1]):
+            apply_weight_norm(out, train_scale=True)
+        layers = [*base.net[:-1], nn.Flatten(), out]
         self.net = nn.Sequential(*layers)
         self.head_size = len(layers) - cut
 

@@ -19,9 +19,12 @@ from ganlab.networks.norms import (
     make_norm,
     with_reference,
 )
+from ganlab.networks.weightnorm import GaussianNoise, apply_weight_norm
 from ganlab.noise import NoisePrior
 
 OUTPUTS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
+#: hidden activations of :class:`MLPGenerator` (softplus: Salimans et al.'s MNIST generator)
+ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus}
 
 
 def _check_output(output: str) -> None:
@@ -46,6 +49,9 @@ class MLPGenerator(nn.Module):
         init_std: weights ~ N(0, init_std²) and biases 0 instead of ``irange`` (PacGAN: 0.02).
         reference_size, reference_noise, reference_seed: the reference batch of
             ``virtual``/``reference`` norms (as :class:`~ganlab.networks.DCGANGenerator`).
+        activation: the hidden layers' ``relu`` (default) or ``softplus``.
+        out_weight_norm: the output layer's weight as g * v / ||v|| with a learned g
+            (Salimans et al.'s MNIST generator, :mod:`ganlab.networks.weightnorm`).
     """
 
     def __init__(
@@ -62,9 +68,14 @@ class MLPGenerator(nn.Module):
         reference_size: int = 64,
         reference_noise: NoisePrior | None = None,
         reference_seed: int = 0,
+        activation: str = "relu",
+        out_weight_norm: bool = False,
     ) -> None:
         super().__init__()
         _check_output(output)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"arch.generator.activation={activation!r} is not one of "
+                             f"{sorted(ACTIVATIONS)}")
         check_norm(norm, reference_size)
         if noise_dim < 1:
             raise ValueError(f"noise.dim={noise_dim} must be a positive integer")
@@ -78,18 +89,21 @@ class MLPGenerator(nn.Module):
         layers: list[nn.Module] = []
         width = self.noise_dim
         for h in hidden:
+            act = ACTIVATIONS[activation]()
             if norm == "none":
-                layers += [nn.Linear(width, int(h)), nn.ReLU()]
+                layers += [nn.Linear(width, int(h)), act]
             else:
                 layers += [nn.Linear(width, int(h), bias=False),
                            make_norm(norm, int(h), reference_size, dims=1, momentum=bn_momentum),
-                           nn.ReLU()]
+                           act]
             width = int(h)
         self.out = nn.Linear(width, prod(self.shape))
         self.body = nn.Sequential(*layers)
         self.activation = OUTPUTS[output]()
         uniform_(self, irange)
         normal_(self, init_std)
+        if out_weight_norm:  # after the init: v keeps the initialised direction, g = 1
+            apply_weight_norm(self.out, train_scale=True, init_std=None)
         # the reference batch: drawn once, kept in checkpoints (None: not in the state dict)
         self.register_buffer("z_ref", draw_reference_noise(
             self.noise_dim, reference_size, reference_noise, reference_seed)
@@ -114,6 +128,12 @@ class MLPDiscriminator(Discriminator):
     code; set both to 0 to disable dropout. ``minibatch_features={kernels, dim}`` adds
     Salimans et al.'s minibatch features in front of the output layer
     (:mod:`ganlab.networks.minibatch`; needs a hidden layer).
+
+    Salimans et al.'s semi-supervised MNIST discriminator (:mod:`ganlab.networks.weightnorm`)
+    adds ``input_noise``/``hidden_noise``: the std of additive Gaussian noise placed as the
+    dropout is (their 0.3 and 0.5), and ``weight_norm``: every layer g * v / ||v||, g fixed
+    in the hidden layers and learned in the output layer, g and biases set from data at fit
+    start (:meth:`~ganlab.networks.base.Discriminator.init_from_data`; needs ``irange: null``).
     """
 
     def __init__(
@@ -125,22 +145,37 @@ class MLPDiscriminator(Discriminator):
         hidden_dropout: float = 0.0,
         irange: float | None = None,
         minibatch_features: MinibatchSpec = None,
+        input_noise: float = 0.0,
+        hidden_noise: float = 0.0,
+        weight_norm: bool = False,
     ) -> None:
         super().__init__()
+        if weight_norm and irange is not None:
+            raise ValueError(f"arch.discriminator.weight_norm=true sets its own init: set "
+                             f"arch.discriminator.irange=null (got {irange})")
+        for name, std in (("input_noise", input_noise), ("hidden_noise", hidden_noise)):
+            if not float(std) >= 0.0:
+                raise ValueError(f"arch.discriminator.{name}={std!r} must be >= 0 (0: none)")
+
+        def regularised(p: float, std: float) -> list[nn.Module]:
+            return ([nn.Dropout(p)] if p > 0 else []) + ([GaussianNoise(std)] if std > 0 else [])
+
+        def linear(n_in: int, n_out: int, train_scale: bool) -> nn.Linear:
+            layer = nn.Linear(n_in, n_out)
+            return apply_weight_norm(layer, train_scale) if weight_norm else layer
+
         layers: list[nn.Module] = [nn.Flatten()]
         width = prod(int(s) for s in shape)
         for i, h in enumerate(hidden):
-            p = input_dropout if i == 0 else hidden_dropout
-            if p > 0:
-                layers.append(nn.Dropout(p))
-            layers += [nn.Linear(width, int(h)), nn.LeakyReLU(negative_slope)]
+            layers += regularised(input_dropout if i == 0 else hidden_dropout,
+                                  input_noise if i == 0 else hidden_noise)
+            layers += [linear(width, int(h), False), nn.LeakyReLU(negative_slope)]
             width = int(h)
-        p = hidden_dropout if hidden else input_dropout
-        if p > 0:
-            layers.append(nn.Dropout(p))
-        layers.append(nn.Linear(width, 1))
-        layers, self.head_size = add_minibatch_features(  # the output layer and its dropout
-            layers, 2 if p > 0 else 1, width, minibatch_features,
+        head = regularised(hidden_dropout if hidden else input_dropout,
+                           hidden_noise if hidden else input_noise)
+        layers += [*head, linear(width, 1, True)]
+        layers, self.head_size = add_minibatch_features(  # the output layer, dropout, noise
+            layers, len(head) + 1, width, minibatch_features,
             None if hidden else "arch.discriminator.hidden=[]")
         self.per_example = minibatch_features is None
         self.net = nn.Sequential(*layers)
