@@ -51,7 +51,8 @@ def test_unknown_feature_and_metric_names_list_the_choices():
     from ganlab.data import Ring
 
     with pytest.raises(MetricError, match=r"unknown metric 'fdi': choose one of auto, classes, "
-                                          r"dc, fid, jsd, kid, modes, pr, score, stacked"):
+                                          r"cond_acc, dc, fid, intra_fid, jsd, kid, modes, pr, "
+                                          r"score, stacked"):
         resolve(Ring(), ["fid", "fdi"])
     with pytest.raises(MetricError, match=r"metric 'jsd' is for 1-D data"):
         resolve(Ring(), ["jsd"])
