@@ -147,3 +147,18 @@ def test_two_ddp_processes_pack_their_own_minibatches(tmp_path):
     metrics = train(cfg)
     assert math.isfinite(metrics["train/loss_d"])
     assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == 1
+
+
+def test_weight_norm_init_sees_packs():
+    """A weight-normalised D under packing initialises on packs of the training rows: its first
+    layer's pre-activations on those packs have zero mean and unit variance per unit."""
+    from ganlab.networks.weightnorm import weight_normed
+
+    torch.manual_seed(0)
+    d = PackedDiscriminator(MLPDiscriminator([6], hidden=[5], weight_norm=True), 2)
+    x = torch.rand(300, 3) * 3 + 1
+    d.init_from_data(x)
+    first = next(m for m in d.inner.net if weight_normed(m))
+    t = first(x.reshape(150, 6))
+    torch.testing.assert_close(t.mean(0), torch.zeros(5), atol=1e-4, rtol=0)
+    torch.testing.assert_close(t.std(0, unbiased=False), torch.ones(5), atol=1e-4, rtol=0)

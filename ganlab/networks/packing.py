@@ -95,6 +95,15 @@ class PackedDiscriminator(Discriminator):
         packs = x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:])
         return self.inner(packs, features=features) if features else self.inner(packs)
 
+    def init_from_data(self, train: Tensor) -> None:
+        """The inner network's data-dependent initialisation (weight norm), on packs of the
+        first training rows, as it will see them."""
+        init = getattr(self.inner, "init_from_data", None)
+        n = len(train) - len(train) % self.m
+        if callable(init) and n:
+            x = train[:n]
+            init(x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:]))
+
     def extra_repr(self) -> str:
         return f"m={self.m}"
 
