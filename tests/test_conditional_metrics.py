@@ -230,6 +230,7 @@ def save_ckpt(model, path):
     return path
 
 
+@pytest.mark.slow  # three CLI subprocesses; the checks themselves are tested in-process above
 def test_visualize_class_out_of_range_or_unconditional_is_one_line(tmp_path):
     base = ["debug=tiny", "data=ring", "noise.dim=2"]
     cond = save_ckpt(build_gan(compose([*base, "condition=cgan"])), tmp_path / "cond.ckpt")
