@@ -44,6 +44,8 @@ ROWS: dict[str, list[str]] = {
     "minibatch features": ["arch.discriminator.minibatch_features={kernels: 100, dim: 5}"],
     "label smoothing": ["loss.real_label=0.9"],
     "k=5": ["k=5"],
+    "batch norm G": ["arch.generator.norm=batch"],
+    "virtual BN G": ["arch.generator.norm=virtual"],
 }
 
 
