@@ -32,7 +32,10 @@ from ganlab.config import compose
 
 #: the toy every row trains (PacGAN's 2-D setting in spirit: ring data, 2-d Gaussian noise)
 BASE = ["data=ring", "arch=mlp", "noise.dim=2", "noise.kind=gaussian", "data.batch_size=100",
-        "trainer.accelerator=cpu", "logger=csv"]
+        "trainer.accelerator=cpu", "logger=csv",
+        # random data and SGD drive some rows to NaN within 100 steps; a timing run must not
+        # stop there (the guard's own cost is in every row alike, so it is left out of all)
+        "callbacks.divergence_guard=null"]
 
 #: row name -> overrides; options of other helpers may not exist yet (skipped then)
 ROWS: dict[str, list[str]] = {
@@ -44,8 +47,9 @@ ROWS: dict[str, list[str]] = {
     "minibatch features": ["arch.discriminator.minibatch_features={kernels: 100, dim: 5}"],
     "label smoothing": ["loss.real_label=0.9"],
     "k=5": ["k=5"],
-    "batch norm G": ["arch.generator.norm=batch"],
-    "virtual BN G": ["arch.generator.norm=virtual"],
+    "batch norm G": ["+arch.generator.norm=batch"],
+    "virtual BN G": ["+arch.generator.norm=virtual", "+arch.generator.reference_noise=${noise}",
+                     "+arch.generator.reference_seed=${seed}"],
 }
 
 
