@@ -62,12 +62,13 @@ class LabelPlan:
         return self.g_takes_y or self.d_takes_y
 
 
-def check_weight(weight: Any) -> float:
-    """``condition.weight`` as a float, or :class:`ConfigError` naming it."""
+def check_weight(weight: Any, key: str = "weight",
+                 what: str = "the class cost's weight must be a number >= 0 (AC-GAN: 1.0)"
+                 ) -> float:
+    """``condition.<key>`` (a cost's weight) as a float, or :class:`ConfigError` naming it."""
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
             math.isfinite(weight) and weight >= 0):
-        raise ConfigError(f"condition.weight={weight!r} is not allowed: the class cost's "
-                          "weight must be a number >= 0 (AC-GAN: 1.0)")
+        raise ConfigError(f"condition.{key}={weight!r} is not allowed: {what}")
     return float(weight)
 
 

@@ -129,6 +129,8 @@ class GAN(pl.LightningModule):
         if isinstance(steps_per_batch, bool) or int(steps_per_batch) < 1:
             raise ValueError(f"steps_per_batch={steps_per_batch!r} must be an integer >= 1")
         self.automatic_optimization = False
+        #: the ``condition`` config node (what the update rules read beyond the networks)
+        self.condition = dict(condition or {})
         self.class_weight = class_weight
         #: the number of classes G is conditioned on (None: an unconditional G)
         self.num_classes: int | None = plan.num_classes if plan.g_takes_y else None

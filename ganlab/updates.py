@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from ganlab.conditional import label_plan, split_labelled
+from ganlab.conditional import check_weight, label_plan, split_labelled
 from ganlab.errors import ConfigError
 from ganlab.functional_optim import FunctionalOptimizer
 
@@ -443,18 +443,6 @@ def semi_supervised(gan: GAN) -> bool:
     return isinstance(gan.discriminator, ClassDiscriminator)
 
 
-def _condition(gan: GAN) -> dict[str, Any]:
-    node = getattr(gan, "condition", None) or (gan.config or {}).get("condition") or {}
-    return dict(node)
-
-
-def _weight(node: dict[str, Any], key: str) -> float:
-    value = node.get(key, 1.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigError(f"condition.{key}={value!r} must be a number >= 0")
-    return float(value)
-
-
 class SemiSupervised(Alternating):
     """Semi-supervised learning with an (n+1)-class discriminator (Salimans et al. 2016,
     "Improved techniques for training GANs", §5; tutorial §5.4): Algorithm 1 whose D cost is
@@ -482,9 +470,10 @@ class SemiSupervised(Alternating):
 
     def __init__(self, gan: GAN) -> None:
         super().__init__(gan)
-        node = _condition(gan)
-        self.weight = _weight(node, "weight")
-        self.unlabelled_weight = _weight(node, "unlabelled_weight")
+        self.weight = gan.class_weight  # condition.weight, checked by the GAN
+        self.unlabelled_weight = check_weight(
+            gan.condition.get("unlabelled_weight", 1.0), "unlabelled_weight",
+            "the unsupervised cost's weight must be a number >= 0 (0: the labels alone)")
         #: the labelled subset (x, y), taken from the datamodule at the first step
         self.labelled_data: tuple[Tensor, Tensor] | None = None
 

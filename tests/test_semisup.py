@@ -41,8 +41,8 @@ def _gan(weight: float = 1.0, unlabelled_weight: float = 1.0, loss=None, classes
     gan = GAN(MLPGenerator(4, [2], hidden=[8], output="linear", irange=None),
               ClassDiscriminator(base, classes), loss or NonSaturating(),
               lambda p: torch.optim.SGD(p, lr=0.5), NoisePrior(4), seed=3,
-              config={"condition": {"discriminator": "classes", "weight": weight,
-                                    "unlabelled_weight": unlabelled_weight}})
+              condition={"discriminator": "classes", "weight": weight,
+                         "unlabelled_weight": unlabelled_weight})
     gan._nets = training_networks(gan.generator, gan.discriminator, None, False)
     gan._g_params = list(gan.generator.parameters())
     gan._d_params = list(gan.discriminator.parameters())
