@@ -213,9 +213,36 @@ def test_sampler_resumes_mid_epoch_and_shards_by_rank():
     halves = []
     for rank in (0, 1):
         sampler = type(loader.sampler)(range(50), 4, num_replicas=2, rank=rank, seed=3)
-        halves.append(list(sampler))
+        halves.append(torch.cat(list(sampler)).tolist())
     assert not set(halves[0]) & set(halves[1]) and set(halves[0]) | set(halves[1]) == set(
         range(50))
+
+
+def test_batches_are_slices_of_torchs_order_made_on_the_data_device():
+    """Each batch's indices are a slice of the epoch's order, drawn once and made on the
+    data's device (``meta`` here, so a per-batch host list would show), in exactly the order
+    of torch's ``DistributedSampler`` (runs before this change reproduce bit for bit)."""
+    from torch.utils.data import DistributedSampler
+
+    from ganlab.data.base import ResumableSampler
+
+    for world in (1, 2):
+        for rank in range(world):
+            ours = ResumableSampler(range(50), 4, num_replicas=world, rank=rank, seed=3,
+                                    device="meta")
+            torchs = DistributedSampler(range(50), num_replicas=world, rank=rank, seed=3)
+            for epoch in (0, 1):
+                ours.set_epoch(epoch)
+                torchs.set_epoch(epoch)
+                batches = list(ours)
+                assert all(b.device.type == "meta" and b.dtype == torch.long for b in batches)
+                assert [len(b) for b in batches] == [4] * (len(batches) - 1) + [
+                    len(torchs) - 4 * (len(batches) - 1)]
+                assert len(batches) == len(ours)
+                on_cpu = ResumableSampler(range(50), 4, num_replicas=world, rank=rank,
+                                          seed=3)
+                on_cpu.set_epoch(epoch)
+                assert torch.cat(list(on_cpu)).tolist() == list(torchs)
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from ganlab.errors import ConfigError
 
 
 class TensorBatches(Dataset):
-    """A tensor that a DataLoader indexes a whole batch at a time (``__getitems__``)."""
+    """A tensor indexed a whole batch at a time: the sampler yields index tensors."""
 
     def __init__(self, data: Tensor) -> None:
         self.data = data
@@ -37,11 +37,8 @@ class TensorBatches(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index: int) -> Tensor:
+    def __getitem__(self, index: int | Tensor) -> Tensor:
         return self.data[index]
-
-    def __getitems__(self, indices: Sequence[int]) -> Tensor:
-        return self.data[torch.as_tensor(indices, device=self.data.device)]
 
 
 class LabelledBatches(Dataset):
@@ -53,12 +50,8 @@ class LabelledBatches(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int | Tensor) -> tuple[Tensor, Tensor]:
         return self.data[index], self.labels[index]
-
-    def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
-        rows = torch.as_tensor(indices, device=self.data.device)
-        return self.data[rows], self.labels[rows]
 
 
 def _identity(batch: Any) -> Any:
@@ -66,29 +59,35 @@ def _identity(batch: Any) -> Any:
 
 
 class ResumableSampler(DistributedSampler):
-    """Epoch-seeded shuffling, sharded by rank, that can resume in the middle of an epoch.
+    """Epoch-seeded shuffling, sharded by rank, yielding one index tensor per batch, that can
+    resume in the middle of an epoch.
 
     Epoch ``e`` visits ``randperm(n)`` seeded by ``seed + e``, padded to a multiple of the
     world size, and rank ``r`` takes every ``num_replicas``-th index from ``r`` (exactly
     :class:`~torch.utils.data.DistributedSampler`, which it is, so Lightning does not inject
-    its own under DDP). Unlike it, the sampler knows how many batches of the epoch the training
-    loop has received (:class:`ResumableLoader` counts them) and saves that, with the epoch, in
+    its own under DDP). That order is drawn once per epoch and moved to ``device`` (the
+    data's) in one copy; each batch is then a slice of it, so a training step neither builds
+    a Python list of indices nor copies one to the GPU (a host-device sync per step).
+    Unlike the torch sampler, it knows how many batches of the epoch the training loop has
+    received (:class:`ResumableLoader` counts them) and saves that, with the epoch, in
     :meth:`state_dict`: a plain sampler restarts the epoch with a fresh order on resume.
 
     Args:
         dataset: what is indexed (only its length matters).
-        batch_size: indices per batch, to turn "batches done" into indices to skip.
+        batch_size: indices per batch (the last batch of an epoch may be shorter).
         num_replicas, rank: the DDP world size and this process's global rank.
         seed: the order's seed (``${seed}`` in ganlab runs).
+        device: where the index tensors are made (the device of the indexed data).
     """
 
     def __init__(
         self, dataset: Dataset, batch_size: int, num_replicas: int = 1, rank: int = 0,
-        seed: int = 0,
+        seed: int = 0, device: torch.device | str = "cpu",
     ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True,
                          seed=int(seed), drop_last=False)
         self.batch_size = int(batch_size)
+        self.device = torch.device(device)
         self.batches_done = 0  # batches of ``self.epoch`` handed to the training loop
         self._resume_at = 0    # batches to skip when the next pass starts
 
@@ -96,18 +95,23 @@ class ResumableSampler(DistributedSampler):
     def num_batches(self) -> int:
         return math.ceil(self.num_samples / self.batch_size)
 
+    def __len__(self) -> int:
+        """Batches per epoch (what the DataLoader reports as its length)."""
+        return self.num_batches
+
     def set_epoch(self, epoch: int) -> None:
         """Lightning calls this before every epoch (and after a restore, with the same epoch)."""
         if int(epoch) != self.epoch:
             self.batches_done = self._resume_at = 0
         super().set_epoch(int(epoch))
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[Tensor]:
         # a generator: the order is drawn at the first batch, after Lightning's set_epoch
-        indices = list(super().__iter__())
+        order = torch.tensor(list(super().__iter__()), dtype=torch.long).to(self.device)
         start, self._resume_at = self._resume_at, 0
         self.batches_done = start
-        yield from indices[start * self.batch_size:]
+        for begin in range(start * self.batch_size, len(order), self.batch_size):
+            yield order[begin:begin + self.batch_size]
 
     def state_dict(self) -> dict[str, int]:
         return {"seed": self.seed, "epoch": self.epoch, "batches_done": self.batches_done,
@@ -408,10 +412,10 @@ class GANDataModule(pl.LightningDataModule):
         data = (LabelledBatches(x, self.targets["train"]) if self.use_labels
                 else TensorBatches(x))
         sampler = ResumableSampler(data, per_step, num_replicas=world, rank=rank,
-                                   seed=self.shuffle_seed)
+                                   seed=self.shuffle_seed, device=x.device)
         return ResumableLoader(
             data,
-            batch_size=per_step,
+            batch_size=None,  # the sampler yields whole batches of indices
             sampler=sampler,
             collate_fn=_identity,
             num_workers=self.num_workers if x.device.type == "cpu" else 0,
