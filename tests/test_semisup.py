@@ -279,3 +279,88 @@ def test_fit_start_runs_the_discriminators_data_dependent_init(monkeypatch):
                         lambda self, train: seen.append((type(self).__name__, len(train))))
     _fit([], epochs=1)
     assert seen == [("ClassDiscriminator", 400)]
+
+
+# ------------------------------------------------- the code's moving average of D
+class RecordD(pl.Callback):
+    """D's trainable parameters after every training batch."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.seen.append({n: p.detach().clone() for n, p in
+                          module.discriminator.named_parameters() if p.requires_grad})
+
+
+@pytest.mark.parametrize("start", ["zero", "weights"])
+def test_average_of_d_follows_the_codes_update_and_is_scored(start):
+    """a_0 = 0 (the code's ``disc_param_avg``) or D's first weights; a += r (p - a) after
+    every D update, recomputed here from the recorded weights; fixed weight-norm scales are
+    D's own; the average's error is logged beside the raw D's."""
+    cfg = compose(["debug=tiny", "data=ring", "data.n_train=400", "data.batch_size=40",
+                   "noise.dim=4", "data.n_labels=16", "loss=feature_matching", "optim=adam",
+                   "optim.lr=0.003", "arch.discriminator.weight_norm=true",
+                   "arch.discriminator.negative_slope=0.0", *SEMISUP])
+    validate_config(cfg)
+    model, dm = build_gan(cfg), build_datamodule(cfg)
+    first = {}
+
+    class First(pl.Callback):
+        def on_train_start(self, trainer, module) -> None:
+            first.update({n: p.detach().clone()
+                          for n, p in module.discriminator.named_parameters()})
+
+    rate = 0.2
+    scorer, record = TestError(every_n_epochs=1, average_rate=rate, average_from=start), RecordD()
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, max_epochs=2, log_every_n_steps=1,
+                         callbacks=[First(), scorer, record])
+    trainer.fit(model, datamodule=dm)
+    assert len(record.seen) == 20
+    got = dict(scorer.average.named_parameters())
+    fixed = [n for n, p in model.discriminator.named_parameters() if not p.requires_grad]
+    assert fixed  # the hidden layers' weight-norm scales
+    for name in fixed:
+        assert torch.equal(got[name], dict(model.discriminator.named_parameters())[name])
+    for name in record.seen[0]:
+        want = torch.zeros_like(first[name]) if start == "zero" else first[name].clone()
+        for step in record.seen:
+            want = want + rate * (step[name] - want)
+        torch.testing.assert_close(got[name], want, rtol=1e-5, atol=1e-6)
+    logged = trainer.callback_metrics
+    assert 0.0 <= float(logged["semisup/avg_test_error"]) <= 1.0
+    assert float(logged["semisup/avg_test_error"]) != float(logged["semisup/test_error"])
+
+
+def test_average_of_d_is_saved_and_restored_with_the_run():
+    d = nn.Linear(3, 2)
+    scorer = TestError(average_rate=0.5)
+    scorer.average = copy.deepcopy(d)
+    state = scorer.state_dict()
+    again = TestError(average_rate=0.5)
+    again.load_state_dict(state)
+
+    class Module:  # what on_fit_start reads
+        k, steps_per_batch = 1, 1
+
+        class discriminator(nn.Linear):  # noqa: N801 - a stand-in with class logits
+            def forward(self, x, classes=False):
+                return super().forward(x)
+
+    module = Module()
+    module.discriminator = Module.discriminator(3, 2)
+    again.on_fit_start(None, module)
+    for a, b in zip(again.average.parameters(), d.parameters(), strict=True):
+        assert torch.equal(a, b)  # the checkpoint's average, not zeros
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(average_rate=0.0), "average_rate"), (dict(average_rate=2.0), "average_rate"),
+    (dict(average_from="last"), "average_from"),
+])
+def test_bad_average_settings_fail_in_one_line(settings, match):
+    with pytest.raises(ValueError, match=match) as err:
+        TestError(**settings)
+    assert "\n" not in str(err.value)
