@@ -219,3 +219,19 @@ def test_load_data_turns_an_oversized_batch_into_a_config_error(cifar_jpegs):
     dm = module(cifar_jpegs / "test", "data.batch_size=1000")
     with pytest.raises(ConfigError, match="data.batch_size=1000 is larger than the training"):
         load_data(dm)
+
+
+def test_image_folder_metrics_use_inception_features_not_the_digit_classifier(cifar_jpegs):
+    """An image folder's class folders are labels, but not a dataset ganlab's classifier is
+    trained for: ``metrics: auto`` picks Inception features (RGB) and a classifier metric
+    fails in one line, before any sample is drawn."""
+    from ganlab.evaluation.errors import MetricError
+    from ganlab.evaluation.suite import default_metrics, resolve
+
+    dm = module(cifar_jpegs)
+    dm.setup()
+    assert isinstance(dm.labels, dict) and dm.split_labels("train").dtype == torch.int64
+    assert default_metrics(dm) == ("inception", ["fid", "kid"])
+    with pytest.raises(MetricError, match="'score' needs ganlab's classifier") as err:
+        resolve(dm, ["score"], "classifier")
+    assert "\n" not in str(err.value)

@@ -111,9 +111,10 @@ def train_command(datamodule: Any) -> str:
 
 def labelled_splits(datamodule: Any) -> dict[str, tuple[Tensor, Tensor]]:
     """``{split: (images, labels)}`` of a datamodule that knows its labels (``labels()``)."""
-    if not hasattr(datamodule, "labels"):
-        raise ClassifierError(f"{type(datamodule).__name__} has no class labels: ganlab's "
-                              "classifier is for labelled image data (mnist, fashion_mnist)")
+    if not callable(getattr(datamodule, "labels", None)):
+        raise ClassifierError(f"{type(datamodule).__name__} has no class labels for ganlab's "
+                              "classifier, which is for labelled image datasets (mnist, "
+                              "fashion_mnist)")
     datamodule.setup()
     labels = datamodule.labels()
     return {name: (datamodule.split(name), labels[name].long()) for name in ("train", "val",

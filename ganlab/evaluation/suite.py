@@ -78,6 +78,14 @@ CONDITIONAL_METRICS = ("cond_acc", "intra_fid")
 MODE_SAMPLES = 2500
 
 
+def has_classifier_labels(datamodule: Any) -> bool:
+    """Whether ganlab's classifier applies: a dataset whose ``labels()`` method gives every
+    split's classes (MNIST, Fashion-MNIST and look-alikes). An image folder's ``labels`` is a
+    dict of its folders' classes, not that method: its images get Inception features, and a
+    classifier of one folder must not be cached under a name every folder shares."""
+    return callable(getattr(datamodule, "labels", None))
+
+
 def default_metrics(datamodule: Any, num_classes: int | None = None) -> tuple[str, list[str]]:
     """``(feature kind, metric names)`` that suit ``datamodule`` (see the module docs), for a
     generator conditioned on ``num_classes`` classes (None: unconditional)."""
@@ -88,7 +96,7 @@ def default_metrics(datamodule: Any, num_classes: int | None = None) -> tuple[st
         return "raw", ["jsd"]
     if hasattr(datamodule, "num_modes") and hasattr(datamodule, "digits"):
         return "raw", ["stacked"]  # scored by the MNIST classifier, not by features
-    if len(shape) == 3 and hasattr(datamodule, "labels"):
+    if len(shape) == 3 and has_classifier_labels(datamodule):
         return "classifier", ["fid", "kid", "pr", "score", "classes",
                               *(CONDITIONAL_METRICS if num_classes else ())]
     if len(shape) == 3 and shape[0] == 3:
@@ -122,7 +130,7 @@ def resolve(datamodule: Any, metrics: str | Sequence[str] = "auto", features: st
         if name == "jsd" and tuple(datamodule.shape) != (1,):
             raise MetricError(f"metric 'jsd' is for 1-D data (data=gaussian1d), not {what} "
                               f"of shape {tuple(datamodule.shape)}")
-        if name in CLASSIFIER_METRICS and not hasattr(datamodule, "labels"):
+        if name in CLASSIFIER_METRICS and not has_classifier_labels(datamodule):
             raise MetricError(f"metric {name!r} needs ganlab's classifier, which exists "
                               f"for labelled images (mnist, fashion_mnist), not {what}")
         if name in CLASSIFIER_METRICS and kind != "classifier":
@@ -139,7 +147,7 @@ def _check_conditional(name: str, datamodule: Any, kind: str, num_classes: int |
         raise MetricError(f"metric {name!r} scores a class-conditional generator "
                           "(condition=cgan); this model is unconditional")
     mixture = hasattr(datamodule, "centers") and hasattr(datamodule, "std")
-    if name == "cond_acc" and not mixture and not (hasattr(datamodule, "labels")
+    if name == "cond_acc" and not mixture and not (has_classifier_labels(datamodule)
                                                    and kind == "classifier"):
         raise MetricError(f"metric 'cond_acc' needs ganlab's classifier (mnist, fashion_mnist, "
                           f"features=classifier or auto) or a mixture's modes (ring, grid), "
