@@ -14,17 +14,23 @@ from ganlab.errors import CheckpointError, ConfigError
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
-    """``last``: the newer of ``<run dir>/checkpoints/{interrupted,last}.ckpt``; else a path.
+    """``last``: the newest of ``<run dir>/checkpoints/{interrupted,last,last-v<n>}.ckpt``;
+    else a path.
 
     ``interrupted.ckpt`` exists only while a run is unfinished (it is removed when a run ends
     normally) and is then newer than the end-of-epoch ``last.ckpt``: resuming from it
-    continues mid-epoch, exactly where the run stopped.
+    continues mid-epoch, exactly where the run stopped. ``last-v<n>.ckpt`` is what Lightning
+    writes instead of replacing a ``last.ckpt`` it does not recognise as its own (a run folder
+    moved or copied since: its checkpoints name the old folder); ganlab's checkpoint callback
+    no longer does that (``enable_version_counter: false``), but older run folders may hold
+    them, and the newest file is the one to resume from.
     """
     if ckpt_path in (None, ""):
         return None
     if ckpt_path == "last":
         folder = Path(output_dir) / "checkpoints"
-        found = [p for p in (folder / "interrupted.ckpt", folder / "last.ckpt") if p.is_file()]
+        found = [p for p in (folder / "interrupted.ckpt", *sorted(folder.glob("last*.ckpt")))
+                 if p.is_file()]
         path = max(found, key=lambda p: p.stat().st_mtime) if found else folder / "last.ckpt"
     else:
         path = Path(ckpt_path)

@@ -218,6 +218,37 @@ def test_sampler_resumes_mid_epoch_and_shards_by_rank():
         range(50))
 
 
+def test_a_moved_run_folder_resumes_from_its_newest_checkpoint(tmp_path, reference):
+    """A run folder moved (or copied) between starts: its checkpoints name the old folder, so
+    Lightning's checkpoint callback would write ``last-v1.ckpt`` beside the stale
+    ``last.ckpt``, and ``ckpt_path=last`` would take the stale one, retraining what was done
+    (seen on this project's own runs). Now ``last.ckpt`` is replaced, and three starts in two
+    folders end where one uninterrupted run does."""
+    import shutil
+
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    train(cfg_for(first, "trainer.max_epochs=1"))
+    shutil.move(first, moved)
+    train(cfg_for(moved, "trainer.max_epochs=2", "ckpt_path=last"))
+    folder = moved / "checkpoints"
+    assert sorted(p.name for p in folder.glob("last*.ckpt")) == ["last.ckpt"]
+    assert load_checkpoint(folder / "last.ckpt")["global_step"] == 2 * 3 * STEPS_PER_EPOCH
+    train(cfg_for(moved, "ckpt_path=last"))
+    assert_same_training_state(final_state(moved), reference)
+
+
+def test_ckpt_path_last_takes_the_newest_of_lightnings_versioned_last_files(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for age, name in enumerate(["last-v2.ckpt", "last-v1.ckpt", "last.ckpt", "epoch0009.ckpt"]):
+        path = folder / name
+        path.write_bytes(b"")
+        os.utime(path, (1_000_000 - age * 100, 1_000_000 - age * 100))
+    assert resolve_ckpt_path("last", tmp_path) == str(folder / "last-v2.ckpt")
+    (folder / "interrupted.ckpt").write_bytes(b"")  # now: the newest of all
+    assert resolve_ckpt_path("last", tmp_path) == str(folder / "interrupted.ckpt")
+
+
 def test_batches_are_slices_of_torchs_order_made_on_the_data_device():
     """Each batch's indices are a slice of the epoch's order, drawn once and made on the
     data's device (``meta`` here, so a per-batch host list would show), in exactly the order
