@@ -92,8 +92,13 @@ class PackedDiscriminator(Discriminator):
                 self._warned = True
             x = x[: n - left]
             n -= left
-        packs = x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:])
+        packs = self._packs(x)
         return self.inner(packs, features=features) if features else self.inner(packs)
+
+    def _packs(self, x: Tensor) -> Tensor:
+        """Every ``m`` consecutive examples of ``x`` (a multiple of ``m`` rows) as one,
+        concatenated along the first feature axis."""
+        return x.reshape(len(x) // self.m, self.m * x.shape[1], *x.shape[2:])
 
     def init_from_data(self, train: Tensor) -> None:
         """The inner network's data-dependent initialisation (weight norm), on packs of the
@@ -101,8 +106,7 @@ class PackedDiscriminator(Discriminator):
         init = getattr(self.inner, "init_from_data", None)
         n = len(train) - len(train) % self.m
         if callable(init) and n:
-            x = train[:n]
-            init(x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:]))
+            init(self._packs(train[:n]))
 
     def extra_repr(self) -> str:
         return f"m={self.m}"
