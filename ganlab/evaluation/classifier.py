@@ -109,9 +109,17 @@ def train_command(datamodule: Any) -> str:
     return TRAIN_COMMAND.format(data=DATA_NAMES.get(key, key.lower()))
 
 
+def has_classifier_labels(datamodule: Any) -> bool:
+    """Whether ganlab's classifier applies: a dataset whose ``labels()`` method gives every
+    split's classes (MNIST, Fashion-MNIST and look-alikes). An image folder's ``labels`` is a
+    dict of its folders' classes, not that method: its images get Inception features, and a
+    classifier of one folder must not be cached under a name every folder shares."""
+    return callable(getattr(datamodule, "labels", None))
+
+
 def labelled_splits(datamodule: Any) -> dict[str, tuple[Tensor, Tensor]]:
     """``{split: (images, labels)}`` of a datamodule that knows its labels (``labels()``)."""
-    if not callable(getattr(datamodule, "labels", None)):
+    if not has_classifier_labels(datamodule):
         raise ClassifierError(f"{type(datamodule).__name__} has no class labels for ganlab's "
                               "classifier, which is for labelled image datasets (mnist, "
                               "fashion_mnist)")

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ganlab.evaluation.classes import class_coverage, classifier_score
+from ganlab.evaluation.classifier import has_classifier_labels
 from ganlab.evaluation.conditional import conditional_accuracy, nearest_mode, per_class_fid
 from ganlab.evaluation.divergence import jsd_1d
 from ganlab.evaluation.errors import MetricError, unknown_choice
@@ -76,14 +77,6 @@ CLASSIFIER_METRICS = ("score", "classes")
 CONDITIONAL_METRICS = ("cond_acc", "intra_fid")
 #: samples scored by ``modes``, as PacGAN's protocol (Lin et al. 2018)
 MODE_SAMPLES = 2500
-
-
-def has_classifier_labels(datamodule: Any) -> bool:
-    """Whether ganlab's classifier applies: a dataset whose ``labels()`` method gives every
-    split's classes (MNIST, Fashion-MNIST and look-alikes). An image folder's ``labels`` is a
-    dict of its folders' classes, not that method: its images get Inception features, and a
-    classifier of one folder must not be cached under a name every folder shares."""
-    return callable(getattr(datamodule, "labels", None))
 
 
 def default_metrics(datamodule: Any, num_classes: int | None = None) -> tuple[str, list[str]]:
