@@ -9,10 +9,13 @@ traceback.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, InstantiationException
+from hydra.types import RunMode
 
 from ganlab.errors import GanlabError
 
@@ -47,11 +50,19 @@ def _message_or_reraise(err: Exception) -> str:
     return message
 
 
+def _single_run() -> bool:
+    """Whether Hydra runs one job (not a sweep) and no full traceback was asked for."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or not HydraConfig.initialized():
+        return False
+    return HydraConfig.get().mode == RunMode.RUN
+
+
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """Inside a ``@hydra.main`` function: user errors become :class:`RunFailed`.
+    """Inside a ``@hydra.main`` function: a user error ends a single run with its one
+    ``error:`` line on stderr (exit status 1); in a sweep it becomes :class:`RunFailed`,
+    which Hydra reports, naming the job's overrides, after the remaining jobs have run.
 
-    Hydra prints those without a traceback (in a sweep, after the remaining jobs have run);
     ``HYDRA_FULL_ERROR=1`` shows the whole chain. The message also goes to the run's log file.
     """
     try:
@@ -62,6 +73,10 @@ def cli_errors() -> Iterator[None]:
             if isinstance(handler, logging.FileHandler):
                 handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, message,
                                               None, None))
+        if _single_run():
+            # SystemExit passes through Hydra's job runner (it catches Exception), which
+            # would add "Error executing job with overrides" and a hint around the line
+            raise SystemExit(f"error: {message}") from None
         raise RunFailed(f"error: {message}") from err
 
 

@@ -415,6 +415,17 @@ def test_cli_reports_divergence_in_one_line(tmp_path):
     assert "training diverged" in (run_dir / "train.log").read_text()
 
 
+def test_a_single_run_fails_in_exactly_one_line(tmp_path):
+    """No Hydra wrapper lines ("Error executing job with overrides", the hint) around it."""
+    proc = run_train(["data=ring", "k=0"], tmp_path / "run")
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: k=0 is not allowed"), proc.stderr
+    assert "Error executing job" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "k=0 is not allowed" in (tmp_path / "run" / "train.log").read_text()
+
+
 def test_full_traceback_on_request(tmp_path):
     proc = run_train(["data=ring", "k=0"], tmp_path / "run", env={"HYDRA_FULL_ERROR": "1"})
     assert proc.returncode == 1
