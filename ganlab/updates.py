@@ -246,16 +246,14 @@ class Alternating(UpdateRule):
             fake = self.generate(nets.g_fixed, z, y_fake)
         loss_d, real_logits, fake_logits, class_cost = self.d_cost(nets.d_train, real, y, fake,
                                                                    y_fake)
-        opt_d.zero_grad(set_to_none=True)
-        gan._backward(loss_d)
-        stats = {}
-        if gan._logging:
-            stats = gan._d_stats(loss_d, real_logits, fake_logits)
+
+        def stats() -> dict[str, Tensor]:
+            out = gan._d_stats(loss_d, real_logits, fake_logits)
             if class_cost is not None:
-                stats["loss_class_d"] = class_cost.detach()
-        gan._step(opt_d)
-        sched_d.step()
-        return stats
+                out["loss_class_d"] = class_cost.detach()
+            return out
+
+        return self.descend(loss_d, opt_d, sched_d, stats)
 
     def g_step(self, real: Tensor, n: int, opt_g, opt_d, sched_g,
                y: Tensor | None = None) -> dict[str, Tensor]:
@@ -268,16 +266,24 @@ class Alternating(UpdateRule):
             p.requires_grad_(False)
         try:
             loss_g = self.generator_cost(real, n, opt_d, y)
-            opt_g.zero_grad(set_to_none=True)
-            gan._backward(loss_g)
+            return self.descend(loss_g, opt_g, sched_g,
+                                lambda: {"loss_g": loss_g.detach(),
+                                         "grad_norm_g": gan._grad_norm_g()})
         finally:
             for p in frozen:
                 p.requires_grad_(True)
-        stats = {"loss_g": loss_g.detach(),
-                 "grad_norm_g": gan._grad_norm_g()} if gan._logging else {}
-        gan._step(opt_g)
-        sched_g.step()
-        return stats
+
+    def descend(self, loss: Tensor, opt, sched, stats: Callable[[], dict[str, Tensor]]
+                ) -> dict[str, Tensor]:
+        """One update of the network ``opt`` trains down ``loss``: gradients, then (logged
+        steps only) ``stats()``, which may read them, then the optimiser and schedule steps."""
+        gan = self.gan
+        opt.zero_grad(set_to_none=True)
+        gan._backward(loss)
+        out = stats() if gan._logging else {}
+        gan._step(opt)
+        sched.step()
+        return out
 
     def _logit_cost(self, real: Tensor, n: int, opt_d, y: Tensor | None = None) -> Tensor:
         nets = self.gan._nets
@@ -523,20 +529,18 @@ class SemiSupervised(Alternating):
             fake_logits = nets.d_train(fake)
             loss_unsup = self.loss.discriminator(real_logits.float(), fake_logits.float())
             loss_d = loss_d + self.unlabelled_weight * loss_unsup
-        opt_d.zero_grad(set_to_none=True)
-        gan._backward(loss_d)
-        stats: dict[str, Tensor] = {}
-        if gan._logging:
+
+        def stats() -> dict[str, Tensor]:
             if self.unlabelled_weight:
-                stats = gan._d_stats(loss_d, real_logits, fake_logits)
-                stats["loss_unsup"] = loss_unsup.detach()
+                out = gan._d_stats(loss_d, real_logits, fake_logits)
+                out["loss_unsup"] = loss_unsup.detach()
             else:
-                stats = {"loss_d": loss_d.detach(), "grad_norm_d": _grad_norm_d(gan)}
-            stats["loss_sup"] = loss_sup.detach()
-            stats["train_error"] = (class_logits.detach().argmax(1) != y_l).float().mean()
-        gan._step(opt_d)
-        sched_d.step()
-        return stats
+                out = {"loss_d": loss_d.detach(), "grad_norm_d": _grad_norm_d(gan)}
+            out["loss_sup"] = loss_sup.detach()
+            out["train_error"] = (class_logits.detach().argmax(1) != y_l).float().mean()
+            return out
+
+        return self.descend(loss_d, opt_d, sched_d, stats)
 
 
 def _grad_norm_d(gan: GAN) -> Tensor:
