@@ -11,7 +11,10 @@
   the test examples, the paper's ±), marked ``run`` in the ``SE over`` column.
 
 Failed, interrupted and unfinished jobs are counted per row and listed with their reason
-below the table; they never enter a mean. The table is printed as Markdown and written as CSV.
+below the table; they never enter a mean. ``--epoch N`` (repeatable) reports the values each
+job logged after N epochs instead of its final ones, from its CSV log (``logger=csv``:
+``csv/version_*/metrics.csv``), so one sweep gives a table per training budget.
+The table is printed as Markdown and written as CSV.
 When the runs logged sample metrics (``metrics/*``: FID, KID, precision/recall, mode
 coverage, ...; docs/METRICS.md), a second table shows each of them beside Parzen, mean ± SE
 across seeds in the same groups, and their rows are added to the CSV.
@@ -98,6 +101,47 @@ def load_job(path: Path) -> Job:
         else:
             job.status, job.reason = "ok", ""
     return job
+
+
+def logged_epochs(path: Path) -> dict[int, dict[str, float]]:
+    """Every value a ``logger=csv`` run logged, by epochs completed: the epoch-end values of
+    0-based epoch ``e`` (and its steps' values) land under ``e + 1``; the last row of an
+    epoch wins for each key. Later ``csv/version_*`` files extend earlier ones."""
+    out: dict[int, dict[str, float]] = {}
+    for file in sorted(path.glob("csv/version_*/metrics.csv"),
+                       key=lambda p: int(p.parent.name.split("_")[-1]) if
+                       p.parent.name.split("_")[-1].isdigit() else -1):
+        with open(file, newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    epoch = int(float(row.get("epoch") or ""))
+                except ValueError:
+                    continue
+                values = out.setdefault(epoch + 1, {})
+                for key, value in row.items():
+                    if key in ("epoch", "step") or value in (None, ""):
+                        continue
+                    try:
+                        values[key] = float(value)
+                    except ValueError:
+                        pass
+    return out
+
+
+def at_epoch(job: Job, epochs: int) -> Job:
+    """``job`` as it stood after ``epochs`` epochs: the values its CSV log holds for that
+    epoch (:func:`logged_epochs`), or ``unfinished`` with the reason when it holds none."""
+    if job.status == "failed":
+        return job
+    curve = logged_epochs(job.path)
+    at = Job(path=job.path, overrides=job.overrides, status="unfinished", name=job.name)
+    if not curve:
+        at.reason = "no csv/version_*/metrics.csv (--epoch reads logger=csv runs)"
+    elif epochs not in curve or not any(k != "epoch" for k in curve[epochs]):
+        at.reason = f"nothing logged after epoch {epochs} (logged up to epoch {max(curve)})"
+    else:
+        at.status, at.metrics = "ok", curve[epochs]
+    return at
 
 
 def _job_order(path: Path) -> tuple:
@@ -278,21 +322,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metric", default=METRIC, help=f"metrics.json key (default {METRIC})")
     parser.add_argument("--digits", type=int, default=None,
                         help="decimals shown (default: SE to two significant digits)")
+    parser.add_argument("--epoch", type=int, action="append", default=None, metavar="N",
+                        help="report the values logged after N epochs (logger=csv runs), not "
+                             "the final ones; repeat for a table per budget")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
     jobs = find_jobs(args.sweep_dir)
     if not jobs:
         parser.error(f"no job folders (with .hydra/overrides.yaml) below {args.sweep_dir}")
-    keys, rows = summarize(jobs, args.metric)
-    print(to_markdown(keys, rows, args.metric, args.digits))
-    if note := sigma_edge_note(jobs, args.metric):
+    if any(n < 1 for n in args.epoch or []):
+        parser.error(f"--epoch {min(args.epoch)}: give epochs completed, 1 or more")
+    if not args.epoch:
+        report(jobs, args.metric, args.digits, args.csv or args.sweep_dir / "report.csv")
+        return 0
+    for n in args.epoch:
+        print(f"## After {n} epochs\n")
+        out = args.csv or args.sweep_dir / "report.csv"
+        out = out.with_name(f"{out.stem}-epoch{n}{out.suffix}")
+        report([at_epoch(job, n) for job in jobs], args.metric, args.digits, out)
+        print()
+    return 0
+
+
+def report(jobs: Sequence[Job], metric: str, digits: int | None, out: Path) -> None:
+    """Print the tables of ``jobs`` and write them to the CSV file ``out``."""
+    keys, rows = summarize(jobs, metric)
+    print(to_markdown(keys, rows, metric, digits))
+    if note := sigma_edge_note(jobs, metric):
         print(f"\n{note}")
-    out = args.csv or args.sweep_dir / "report.csv"
-    write_csv(out, keys, rows, args.metric)
+    write_csv(out, keys, rows, metric)
     extra = sample_metric_keys(jobs)
     if extra:
-        table, extra_rows = sample_metrics_markdown(jobs, extra, args.digits)
+        table, extra_rows = sample_metrics_markdown(jobs, extra, digits)
         print(f"\nSample metrics (mean ± SE across seeds; one seed: the value):\n{table}")
         with open(out, "a", newline="") as f:
             writer = csv.writer(f)
@@ -302,4 +364,3 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      metric, row.mean, row.se, row.se_over,
                                      ";".join(row.seeds)])
     print(f"\n{len(jobs)} jobs; CSV written to {out}")
-    return 0

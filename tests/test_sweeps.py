@@ -196,3 +196,68 @@ def test_report_survives_a_metric_that_is_not_finite(tmp_path):
                  metrics={"parzen/test_ll": 1.0 + seed, "metrics/reverse_kl": math.nan})
     keys, rows = report.summarize(report.find_jobs(tmp_path), "metrics/reverse_kl")
     assert len(rows) == 1 and math.isnan(rows[0].mean) and math.isnan(rows[0].se)
+
+
+def fake_csv(job: Path, rows: list[dict], version: int = 0) -> None:
+    """A ``logger=csv`` log in ``job``, as Lightning's CSV logger writes it (blank cells)."""
+    keys = sorted({k for row in rows for k in row})
+    folder = job / "csv" / f"version_{version}"
+    folder.mkdir(parents=True)
+    with open(folder / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_report_at_an_epoch_reads_each_runs_csv_log(tmp_path, capsys):
+    """``--epoch N``: the values after N epochs (0-based epoch N-1 in the log), the last row
+    of that epoch per key, a resumed run's later version extending its earlier one."""
+    root = tmp_path / "multirun"
+    curves = {  # (update, seed): Parzen after epochs 1, 2, 3
+        ("alternating", 0): [10.0, 20.0, 30.0], ("alternating", 1): [14.0, 26.0, 36.0],
+        ("simultaneous", 0): [5.0, 7.0, None],  # stopped after 2 epochs
+    }
+    for num, ((update, seed), lls) in enumerate(curves.items()):
+        fake_job(root, num, [f"update={update}", f"seed={seed}"],
+                 {"parzen/test_ll": -1.0})  # its final metrics.json: not what --epoch reads
+        rows = []
+        for epoch, ll in enumerate(lls):
+            if ll is None:
+                continue
+            rows.append({"epoch": epoch, "step": 10 * epoch + 4, "train/loss_d": 0.5})
+            rows.append({"epoch": epoch, "step": 10 * epoch + 9, "parzen/test_ll": ll - 100})
+            rows.append({"epoch": epoch, "step": 10 * epoch + 9, "parzen/test_ll": ll})
+        if update == "alternating" and seed == 1:  # resumed after 2 epochs: a second file
+            fake_csv(root / str(num), rows[:6])
+            fake_csv(root / str(num), rows[6:], version=1)
+        else:
+            fake_csv(root / str(num), rows)
+    fake_job(root, 3, ["update=simultaneous", "seed=1"], error="training diverged")
+
+    assert report.main([str(root), "--epoch", "2", "--epoch", "3"]) == 0
+    out = capsys.readouterr().out
+    after2, after3 = out.split("## After 3 epochs")
+    assert "## After 2 epochs" in after2
+    # after 2 epochs: alternating 20 and 26 -> 23 ± 3 (stdev 4.243 / sqrt 2); simultaneous 7
+    assert "| alternating | 2 | 23.0 ± 3.0 | seeds | 0 |" in after2
+    assert "| simultaneous | 1 | 7.00 | — | 1 |" in after2
+    # after 3: 30 and 36 -> 33 ± 3; the simultaneous run had stopped
+    assert "| alternating | 2 | 33.0 ± 3.0 | seeds | 0 |" in after3
+    assert "- `2` (update=simultaneous seed=0): unfinished: nothing logged after epoch 3 " \
+           "(logged up to epoch 2)" in after3
+    assert "- `3` (update=simultaneous seed=1): failed: training diverged" in after3
+    with open(root / "report-epoch3.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert float(rows[0]["mean"]) == 33.0 and rows[0]["seeds"] == "0;1"
+    assert (root / "report-epoch2.csv").is_file() and not (root / "report.csv").exists()
+
+
+def test_report_at_an_epoch_without_a_csv_log_says_so(tmp_path, capsys):
+    fake_job(tmp_path, 0, ["seed=0"], {"parzen/test_ll": 1.0})
+    fake_job(tmp_path, 1, ["seed=1"], {"parzen/test_ll": 2.0})
+    assert report.main([str(tmp_path), "--epoch", "5"]) == 0
+    assert "no csv/version_*/metrics.csv (--epoch reads logger=csv runs)" in \
+        capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        report.main([str(tmp_path), "--epoch", "0"])
+    assert "--epoch 0: give epochs completed, 1 or more" in capsys.readouterr().err
