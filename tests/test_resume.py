@@ -140,8 +140,19 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(
     assert json.loads((run_dir / "metrics.json").read_text())["epoch"] == EPOCHS
 
 
+@pytest.fixture
+def interactive_sigint():
+    """SIGINT as an interactive shell gives it (Python's KeyboardInterrupt handler), also when
+    pytest was started in the background, where the shell makes the process ignore SIGINT and
+    ganlab rightly leaves an ignored SIGINT alone."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.parametrize("how", ["sigint", "sigterm"])
-def test_signal_between_d_and_g_updates_takes_effect_after_the_step(tmp_path, reference, how):
+def test_signal_between_d_and_g_updates_takes_effect_after_the_step(tmp_path, reference, how,
+                                                                     interactive_sigint):
     """Ctrl-C (SIGINT) and SIGTERM in the middle of a step, after D's update and before G's,
     stop the run at the end of that step: the saved state is a whole number of steps, and
     the resumed run ends bit-identical to the run never stopped."""
@@ -158,7 +169,8 @@ def test_signal_between_d_and_g_updates_takes_effect_after_the_step(tmp_path, re
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_second_ctrl_c_stops_at_once_and_saves_no_half_step(tmp_path, reference):
+def test_second_ctrl_c_stops_at_once_and_saves_no_half_step(tmp_path, reference,
+                                                           interactive_sigint):
     """Pressed twice, Ctrl-C stops inside the step; that half-done state is not written, the
     message points at the last whole-step checkpoint, and resuming from it is exact."""
     run_dir = tmp_path / "run"
