@@ -108,9 +108,7 @@ def logged_epochs(path: Path) -> dict[int, dict[str, float]]:
     0-based epoch ``e`` (and its steps' values) land under ``e + 1``; the last row of an
     epoch wins for each key. Later ``csv/version_*`` files extend earlier ones."""
     out: dict[int, dict[str, float]] = {}
-    for file in sorted(path.glob("csv/version_*/metrics.csv"),
-                       key=lambda p: int(p.parent.name.split("_")[-1]) if
-                       p.parent.name.split("_")[-1].isdigit() else -1):
+    for file in sorted(path.glob("csv/version_*/metrics.csv"), key=_version):
         with open(file, newline="") as f:
             for row in csv.DictReader(f):
                 try:
@@ -128,16 +126,22 @@ def logged_epochs(path: Path) -> dict[int, dict[str, float]]:
     return out
 
 
-def at_epoch(job: Job, epochs: int) -> Job:
-    """``job`` as it stood after ``epochs`` epochs: the values its CSV log holds for that
-    epoch (:func:`logged_epochs`), or ``unfinished`` with the reason when it holds none."""
+def _version(metrics_file: Path) -> int:
+    """N of ``csv/version_N/metrics.csv`` (-1 for a folder not so numbered)."""
+    n = metrics_file.parent.name.removeprefix("version_")
+    return int(n) if n.isdigit() else -1
+
+
+def at_epoch(job: Job, epochs: int, curve: dict[int, dict[str, float]]) -> Job:
+    """``job`` as it stood after ``epochs`` epochs: the values its CSV log (``curve``, from
+    :func:`logged_epochs`) holds for that epoch, or ``unfinished`` with the reason when it
+    holds none."""
     if job.status == "failed":
         return job
-    curve = logged_epochs(job.path)
     at = Job(path=job.path, overrides=job.overrides, status="unfinished", name=job.name)
     if not curve:
         at.reason = "no csv/version_*/metrics.csv (--epoch reads logger=csv runs)"
-    elif epochs not in curve or not any(k != "epoch" for k in curve[epochs]):
+    elif not curve.get(epochs):
         at.reason = f"nothing logged after epoch {epochs} (logged up to epoch {max(curve)})"
     else:
         at.status, at.metrics = "ok", curve[epochs]
@@ -336,11 +340,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.epoch:
         report(jobs, args.metric, args.digits, args.csv or args.sweep_dir / "report.csv")
         return 0
+    curves = [logged_epochs(job.path) for job in jobs]  # each log read once, for every N
     for n in args.epoch:
         print(f"## After {n} epochs\n")
         out = args.csv or args.sweep_dir / "report.csv"
         out = out.with_name(f"{out.stem}-epoch{n}{out.suffix}")
-        report([at_epoch(job, n) for job in jobs], args.metric, args.digits, out)
+        report([at_epoch(job, n, curve) for job, curve in zip(jobs, curves, strict=True)],
+               args.metric, args.digits, out)
         print()
     return 0
 
