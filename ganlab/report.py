@@ -13,7 +13,8 @@
 Failed, interrupted and unfinished jobs are counted per row and listed with their reason
 below the table; they never enter a mean. ``--epoch N`` (repeatable) reports the values each
 job logged after N epochs instead of its final ones, from its CSV log (``logger=csv``:
-``csv/version_*/metrics.csv``), so one sweep gives a table per training budget.
+``csv/version_*/metrics.csv``), so one sweep gives a table per training budget;
+``--curve PNG`` draws the metric against epochs from the same logs, a line per row.
 The table is printed as Markdown and written as CSV.
 When the runs logged sample metrics (``metrics/*``: FID, KID, precision/recall, mode
 coverage, ...; docs/METRICS.md), a second table shows each of them beside Parzen, mean ± SE
@@ -146,6 +147,47 @@ def at_epoch(job: Job, epochs: int, curve: dict[int, dict[str, float]]) -> Job:
     else:
         at.status, at.metrics = "ok", curve[epochs]
     return at
+
+
+@dataclass
+class Curve:
+    """One row's metric against epochs: mean ± SE across its seeds after each epoch."""
+
+    setting: dict[str, str]
+    epochs: list[int] = field(default_factory=list)
+    means: list[float] = field(default_factory=list)
+    ses: list[float] = field(default_factory=list)
+    runs: int = 0
+
+
+def learning_curves(jobs: Sequence[Job], metric: str,
+                    curves: Sequence[dict[int, dict[str, float]]]) -> list[Curve]:
+    """Each row's ``metric`` after every epoch, mean ± SE across seeds (as :func:`summarize`).
+
+    ``curves`` holds each job's :func:`logged_epochs`. A row's point at epoch N is drawn only
+    when every run of that row that logged ``metric`` at all has a value there, so a mean never
+    mixes runs that have reached an epoch with runs still behind it (a run that stopped early
+    ends its row's curve)."""
+    per_epoch: dict[int, list[Row]] = {}
+    keys: list[str] = []
+    for n in sorted({e for curve in curves for e, v in curve.items() if metric in v}):
+        keys, per_epoch[n] = summarize(
+            [at_epoch(job, n, curve) for job, curve in zip(jobs, curves, strict=True)], metric)
+    logged = {}  # row -> how many of its runs logged the metric at some epoch
+    for job, curve in zip(jobs, curves, strict=True):
+        if job.status != "failed" and any(metric in v for v in curve.values()):
+            row = tuple(job.overrides.get(k, "") for k in keys)
+            logged[row] = logged.get(row, 0) + 1
+    out: dict[tuple, Curve] = {}
+    for n, rows in per_epoch.items():
+        for row in rows:
+            key = tuple(row.setting.values())
+            curve = out.setdefault(key, Curve(setting=row.setting, runs=logged.get(key, 0)))
+            if row.values and len(row.values) == curve.runs:
+                curve.epochs.append(n)
+                curve.means.append(row.mean)
+                curve.ses.append(row.se if row.se_over == "seeds" else math.nan)
+    return [c for c in out.values() if c.epochs]
 
 
 def _job_order(path: Path) -> tuple:
@@ -329,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epoch", type=int, action="append", default=None, metavar="N",
                         help="report the values logged after N epochs (logger=csv runs), not "
                              "the final ones; repeat for a table per budget")
+    parser.add_argument("--curve", type=Path, default=None, metavar="PNG",
+                        help="also draw --metric against epochs, a line per row (mean ± SE "
+                             "across seeds, logger=csv runs), to this image file")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
@@ -337,10 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no job folders (with .hydra/overrides.yaml) below {args.sweep_dir}")
     if any(n < 1 for n in args.epoch or []):
         parser.error(f"--epoch {min(args.epoch)}: give epochs completed, 1 or more")
+    curves = [logged_epochs(job.path) for job in jobs]  # each log read once, for every N
+    if args.curve:
+        draw_curves(jobs, curves, args.metric, args.curve)
     if not args.epoch:
         report(jobs, args.metric, args.digits, args.csv or args.sweep_dir / "report.csv")
         return 0
-    curves = [logged_epochs(job.path) for job in jobs]  # each log read once, for every N
     for n in args.epoch:
         print(f"## After {n} epochs\n")
         out = args.csv or args.sweep_dir / "report.csv"
@@ -349,6 +396,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                args.metric, args.digits, out)
         print()
     return 0
+
+
+def draw_curves(jobs: Sequence[Job], curves: Sequence[dict[int, dict[str, float]]],
+                metric: str, out: Path) -> None:
+    """Save the rows' learning curves of ``metric`` to ``out`` (one line printed)."""
+    from ganlab.plots.curves import plot_learning_curves  # matplotlib only when asked
+    from ganlab.plots.figure import save_figure
+
+    rows = learning_curves(jobs, metric, curves)
+    if not rows:
+        raise SystemExit(f"error: --curve: no run logged {metric!r} in a CSV log "
+                         "(csv/version_*/metrics.csv of logger=csv runs); pick a logged "
+                         "key with --metric")
+    save_figure(plot_learning_curves(rows, metric), out)
+    print(f"learning curves of {metric} ({len(rows)} rows) written to {out}\n")
 
 
 def report(jobs: Sequence[Job], metric: str, digits: int | None, out: Path) -> None:

@@ -261,3 +261,37 @@ def test_report_at_an_epoch_without_a_csv_log_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report.main([str(tmp_path), "--epoch", "0"])
     assert "--epoch 0: give epochs completed, 1 or more" in capsys.readouterr().err
+
+
+def test_report_curve_draws_each_rows_mean_and_se_against_epochs(tmp_path, capsys):
+    """``--curve``: a row's point after N epochs is the mean ± SE across its seeds, drawn only
+    where every run of the row has a value (a seed still behind ends the row's curve there)."""
+    root = tmp_path / "multirun"
+    logs = {  # (remedy, seed): modes after epochs 1, 2, 3
+        ("none", 0): [3.0, 5.0, 6.0], ("none", 1): [5.0, 9.0, 8.0],
+        ("pack2", 0): [4.0, 6.0, 9.0], ("pack2", 1): [6.0, 6.0],  # seed 1 behind by one epoch
+    }
+    for num, ((remedy, seed), modes) in enumerate(logs.items()):
+        fake_job(root, num, [f"remedy={remedy}", f"seed={seed}"], {"metrics/modes": -1.0})
+        fake_csv(root / str(num), [{"epoch": e, "step": 10 * e + 9, "metrics/modes": m}
+                                   for e, m in enumerate(modes)])
+    fake_job(root, 4, ["remedy=pack2", "seed=2"], error="training diverged")  # never counted
+
+    jobs = report.find_jobs(root)
+    curves = report.learning_curves(jobs, "metrics/modes",
+                                    [report.logged_epochs(j.path) for j in jobs])
+    by_row = {c.setting["remedy"]: c for c in curves}
+    none, pack2 = by_row["none"], by_row["pack2"]
+    assert none.runs == 2 and none.epochs == [1, 2, 3]
+    assert none.means == [4.0, 7.0, 7.0]
+    # SE of two values a, b: |a - b| / 2
+    assert none.ses == pytest.approx([1.0, 2.0, 1.0])
+    assert pack2.runs == 2 and pack2.epochs == [1, 2] and pack2.means == [5.0, 6.0]
+    assert pack2.ses == pytest.approx([1.0, 0.0])
+
+    png = tmp_path / "curve.png"
+    assert report.main([str(root), "--metric", "metrics/modes", "--curve", str(png)]) == 0
+    assert png.stat().st_size > 10_000  # a drawn figure, not an empty file
+    assert f"learning curves of metrics/modes (2 rows) written to {png}" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--curve: no run logged 'metrics/kl'"):
+        report.main([str(root), "--metric", "metrics/kl", "--curve", str(png)])
