@@ -27,6 +27,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -195,9 +196,20 @@ def _job_order(path: Path) -> tuple:
 
 
 def find_jobs(root: str | Path) -> list[Job]:
-    """Every job below ``root`` (a sweep dir, or a folder of sweeps), in job-number order."""
+    """Every job below ``root`` (a sweep dir, or a folder of sweeps), in job-number order.
+
+    Symbolic links to folders are followed (each real folder once), so a folder of links to
+    chosen jobs, from one sweep or several, is reported like a sweep of its own."""
     root = Path(root)
-    folders = {p.parent.parent for p in root.rglob("overrides.yaml") if p.parent.name == ".hydra"}
+    folders, seen = set(), set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link back up the tree, or a second link to one folder
+            dirnames.clear()
+            continue
+        seen.add(real)
+        if Path(dirpath).name == ".hydra" and "overrides.yaml" in filenames:
+            folders.add(Path(dirpath).parent)
     jobs = []
     for folder in sorted(folders, key=lambda p: _job_order(p.relative_to(root))):
         job = load_job(folder)

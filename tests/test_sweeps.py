@@ -295,3 +295,22 @@ def test_report_curve_draws_each_rows_mean_and_se_against_epochs(tmp_path, capsy
     assert f"learning curves of metrics/modes (2 rows) written to {png}" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--curve: no run logged 'metrics/kl'"):
         report.main([str(root), "--metric", "metrics/kl", "--curve", str(png)])
+
+
+def test_a_folder_of_links_to_chosen_jobs_is_reported_like_a_sweep(tmp_path, capsys):
+    """Links are followed, each real folder once (a second link and a link back up are
+    skipped), so a subset of jobs from several sweeps can be tabulated on its own."""
+    for sweep, lls in (("a", [10.0, 20.0]), ("b", [30.0, 50.0])):
+        for seed, ll in enumerate(lls):
+            fake_job(tmp_path / sweep, seed, ["remedy=none", f"seed={seed}"],
+                     {"parzen/test_ll": ll})
+    picked = tmp_path / "picked"
+    picked.mkdir()
+    (picked / "a1").symlink_to(tmp_path / "a" / "1")
+    (picked / "b0").symlink_to(tmp_path / "b" / "0")
+    (picked / "b0-again").symlink_to(tmp_path / "b" / "0")
+    (picked / "loop").symlink_to(picked)
+    jobs = report.find_jobs(picked)
+    assert sorted(j.overrides["seed"] for j in jobs) == ["0", "1"]
+    assert report.main([str(picked)]) == 0
+    assert "| all | 2 | 25.0 ± 5.0 | seeds | 0 |" in capsys.readouterr().out  # (20 + 30) / 2
