@@ -135,12 +135,88 @@ def test_features_are_the_input_of_the_minibatch_layer(name, make, shape):
     assert layer.T.grad is not None and layer.T.grad.abs().sum() > 0
 
 
+def code_form_by_loops(f: torch.Tensor, layer: MinibatchFeatures) -> torch.Tensor:
+    """The authors' layer in float64 loops: W = T * exp(s) / ||T||, o(x_i)_b = b_b +
+    sum_{j != i} exp(-||M_i[b] - M_j[b]||_1)."""
+    t = layer.T.detach().double()
+    w = t * layer.log_scale.detach().double().exp() / t.square().sum(0).sqrt()
+    m = [(f[i].double() @ w).reshape(layer.kernels, layer.dim) for i in range(len(f))]
+    o = layer.bias.detach().double().repeat(len(f), 1)
+    for i in range(len(f)):
+        for j in range(len(f)):
+            if j != i:
+                o[i] += torch.exp(-(m[i] - m[j]).abs().sum(dim=1))
+    return o
+
+
+def nearest_distances(f: torch.Tensor, layer: MinibatchFeatures) -> torch.Tensor:
+    """Per kernel, the mean over examples of the L1 distance to the nearest other example."""
+    t = layer.T.detach().double()
+    w = t * layer.log_scale.detach().double().exp() / t.square().sum(0).sqrt()
+    m = (f.double() @ w).view(len(f), layer.kernels, layer.dim)
+    d = (m[:, None] - m[None, :]).abs().sum(-1)  # (B, B, K)
+    d[range(len(f)), range(len(f))] = math.inf
+    return d.amin(dim=1).mean(dim=0)
+
+
+def test_code_form_is_the_authors_layer():
+    torch.manual_seed(2)
+    layer = MinibatchFeatures(6, kernels=4, dim=3, form="code")
+    with torch.no_grad():
+        layer.log_scale.uniform_(-1, 1)
+        layer.bias.uniform_(-2, 0)
+    f = torch.randn(7, 6)
+    out = layer(f)
+    assert torch.equal(out[:, :6], f)
+    torch.testing.assert_close(out[:, 6:].double(), code_form_by_loops(f, layer),
+                               rtol=1e-5, atol=1e-6)
+    # a batch of one has no other example: its feature is the bias alone
+    torch.testing.assert_close(layer(f[:1])[0, 6:], layer.bias.detach())
+
+
+def test_code_form_starts_at_the_same_place_whatever_the_feature_scale():
+    """After the data-dependent start, the nearest other example is at mean L1 distance 2 in
+    every kernel and each kernel's feature averages 0 on that batch; features 10x larger
+    give the same start (the paper form's similarities would all collapse towards 0)."""
+    torch.manual_seed(3)
+    f = torch.randn(40, 8)
+    small, large = (MinibatchFeatures(8, kernels=5, dim=3, form="code") for _ in range(2))
+    large.load_state_dict(small.state_dict())
+    small.init_from_batch(f)
+    large.init_from_batch(10 * f)
+    torch.testing.assert_close(nearest_distances(f, small), torch.full((5,), 2.0,
+                               dtype=torch.float64))
+    torch.testing.assert_close(small(f)[:, 8:].mean(0), torch.zeros(5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(large(10 * f)[:, 80 // 10:], small(f)[:, 8:], rtol=1e-4,
+                               atol=1e-5)
+    paper = MinibatchFeatures(8, kernels=5, dim=3)
+    before = paper.state_dict()
+    paper.init_from_batch(f)  # the paper form has no data-dependent start
+    assert all(torch.equal(v, paper.state_dict()[k]) for k, v in before.items())
+
+
+def test_a_discriminator_starts_its_code_form_layer_from_training_rows():
+    """``init_from_data`` (called at fit start) reaches the layer through D's body; D's batch
+    norm statistics are left as they were (the pass is not training)."""
+    torch.manual_seed(4)
+    d = DCGANDiscriminator((1, 16, 16), base_channels=4,
+                           minibatch_features={"kernels": 3, "dim": 2, "form": "code"})
+    (layer,) = [m for m in d.modules() if isinstance(m, MinibatchFeatures)]
+    buffers = {k: v.clone() for k, v in d.state_dict().items() if "running" in k}
+    assert buffers and torch.equal(layer.log_scale, torch.zeros(6))
+    d.init_from_data(torch.rand(30, 1, 16, 16))
+    assert not torch.equal(layer.log_scale, torch.zeros(6))
+    assert all(torch.equal(v, d.state_dict()[k]) for k, v in buffers.items())
+
+
 @pytest.mark.parametrize("make, option", [
     (lambda: MLPDiscriminator((2,), hidden=(), minibatch_features=MB), "hidden=[]"),
     (lambda: MaxoutDiscriminator((2,), units=(), minibatch_features=MB), "units=[]"),
     (lambda: MLPDiscriminator((2,), minibatch_features={"kernels": 0, "dim": 3}), "kernels=0"),
     (lambda: MLPDiscriminator((2,), minibatch_features={"kernels": 3, "dim": 0}), "dim=0"),
     (lambda: MLPDiscriminator((2,), minibatch_features={"kernels": 3}), "give kernels and dim"),
+    (lambda: MLPDiscriminator((2,), minibatch_features={"kernels": 3, "dim": 2, "form": "x"}),
+     "form='x'"),
 ])
 def test_unusable_settings_are_one_line_errors(make, option):
     with pytest.raises(ConfigError) as err:
@@ -202,10 +278,12 @@ def test_toy_pictures_leave_out_d_contours_for_a_batch_dependent_d():
 RING = ["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20", "noise.dim=4",
         "trainer.max_epochs=1", "callbacks.parzen.n_samples=200", "callbacks.parzen.n_valid=100",
         "callbacks.metrics.n_samples=200", "callbacks.metrics.n_reference=200",
-        "arch.discriminator.minibatch_features={kernels: 5, dim: 3}"]
+        "arch.discriminator.minibatch_features={kernels: 5, dim: 3, form: paper}"]
 
 
-@pytest.mark.parametrize("update", [["k=2"], ["update=simultaneous"]], ids=["k2", "simultaneous"])
+@pytest.mark.parametrize("update", [
+    ["k=2"], ["update=simultaneous"], ["arch.discriminator.minibatch_features.form=code"],
+], ids=["k2", "simultaneous", "code_form"])
 def test_short_ring_run(tmp_path, update):
     metrics = train(compose([*RING, *update, f"paths.output_dir={tmp_path}"]))
     assert math.isfinite(metrics["train/loss_d"]) and math.isfinite(metrics["train/loss_g"])

@@ -73,11 +73,16 @@ def init_from_data(net: nn.Sequential, x: Tensor) -> None:
     layer's g and bias are set so that its pre-activations on ``x`` have zero mean and unit
     variance per unit (their ``DenseLayer.get_output_for(init=True)``), layer after layer,
     the later layers seeing the rescaled earlier ones. The noise layers stay on, as in their
-    init pass (``deterministic=False``). Nothing happens when no layer is weight-normalised."""
-    if not any(weight_normed(m) for m in net):
+    init pass (``deterministic=False``). A layer with an ``init_from_batch`` method (minibatch
+    features in the authors' form) is started from the batch it receives the same way.
+    Nothing happens when no layer needs it."""
+    if not any(weight_normed(m) or hasattr(m, "init_from_batch") for m in net):
         return
+    buffers = [(b, b.clone()) for b in net.buffers()]  # batch norm's running statistics
     h = x
     for layer in net:
+        if hasattr(layer, "init_from_batch"):
+            layer.init_from_batch(h)
         if weight_normed(layer):
             t = nn.functional.linear(h.flatten(1), layer.weight)
             mean = t.mean(0)
@@ -87,3 +92,5 @@ def init_from_data(net: nn.Sequential, x: Tensor) -> None:
             if layer.bias is not None:
                 layer.bias.copy_(-mean / std)
         h = layer(h)
+    for b, saved in buffers:  # the init pass is not training: it leaves no statistics behind
+        b.copy_(saved)
