@@ -394,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no job folders (with .hydra/overrides.yaml) below {args.sweep_dir}")
     if any(n < 1 for n in args.epoch or []):
         parser.error(f"--epoch {min(args.epoch)}: give epochs completed, 1 or more")
-    curves = [logged_epochs(job.path) for job in jobs]  # each log read once, for every N
+    # each CSV log read once for every use, and not at all for a plain report
+    curves = [logged_epochs(job.path) for job in jobs] if args.epoch or args.curve else []
     if args.curve:
         draw_curves(jobs, curves, args.metric, args.curve)
     if not args.epoch:
