@@ -22,7 +22,12 @@ from torch import nn
 from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError
 from ganlab.module import GAN
-from ganlab.networks.packing import PackedDiscriminator, check_pack, packed_shape
+from ganlab.networks.packing import (
+    PackedDiscriminator,
+    check_pack,
+    packed_shape,
+    rows_per_minibatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +173,12 @@ def build_discriminator(cfg: Config, **overrides: Any) -> nn.Module:
 
 def build_datamodule(cfg: Config) -> GANDataModule:
     """The datamodule, drawing ``k`` minibatches per training step (``steps_per_batch``
-    steps per batch) in an order seeded by ``seed``."""
+    steps per batch) in an order seeded by ``seed``; a minibatch is ``data.batch_size``
+    examples, or that many packs with ``pack_batch=packs``."""
     cfg = _as_config(cfg)
     per_batch = int(cfg.k) * int(cfg.get("steps_per_batch", 1))
-    return instantiate(cfg.data, batches_per_step=per_batch, shuffle_seed=int(cfg.seed))
+    return instantiate(cfg.data, batch_size=rows_per_minibatch(cfg), batches_per_step=per_batch,
+                       shuffle_seed=int(cfg.seed))
 
 
 def load_data(datamodule: GANDataModule) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from conftest import compose
-from ganlab.build import build_gan
+from ganlab.build import build_datamodule, build_gan
 from ganlab.errors import ConfigError
 from ganlab.networks import DCGANDiscriminator, MLPDiscriminator
 from ganlab.networks.packing import PackedDiscriminator, packed_shape
@@ -102,11 +102,34 @@ def test_a_run_whose_last_minibatch_is_short(tmp_path, caplog):
     (["pack=1.5"], "pack=1.5 is not allowed"),
     (["pack=3"], "pack=3 is not allowed with data.batch_size=100"),
     (["pack=4", "data.batch_size=10"], "pack=4 is not allowed with data.batch_size=10"),
+    (["pack=2", "pack_batch=pairs"], "pack_batch='pairs' is not allowed"),
 ])
 def test_the_validator_refuses_bad_packs(overrides, expect):
     with pytest.raises(ConfigError, match=expect) as err:
         validate_config(compose(["data=ring", "arch=mlp", *overrides]))
     assert "\n" not in str(err.value)
+
+
+def test_a_batch_of_packs_need_not_divide():
+    """With pack_batch=packs data.batch_size counts packs, so any pack goes with any batch."""
+    validate_config(compose(["data=ring", "arch=mlp", "pack=3", "pack_batch=packs"]))
+
+
+@pytest.mark.parametrize("pack_batch, rows", [("examples", 100), ("packs", 300)])
+def test_the_loader_reads_batch_size_packs_of_m(pack_batch, rows):
+    dm = build_datamodule(compose(["data=ring", "arch=mlp", "pack=3", "k=2",
+                                   f"pack_batch={pack_batch}"]))
+    assert dm.batch_size == rows  # per minibatch; k of them per step
+    assert dm.batches_per_step == 2
+
+
+@pytest.mark.parametrize("experiment", ["pacgan_ring", "pacgan_grid", "pacgan_stacked_mnist"])
+def test_pacgan_presets_train_on_minibatches_of_packs(experiment):
+    """PacGAN's code: a minibatch holds batch_size packs (100 on the 2-D mixtures, 64 on
+    Stacked MNIST), so PacGAN4 reads 4x the examples of the plain GAN per step."""
+    cfg = compose([f"experiment={experiment}", "remedy=pack4"])
+    assert cfg.pack_batch == "packs"
+    assert build_datamodule(cfg).batch_size == 4 * cfg.data.batch_size
 
 
 RING = ["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20", "noise.dim=4",
@@ -123,6 +146,24 @@ def test_short_ring_run_and_restore(tmp_path, update):
     model, _, _ = restore_run(tmp_path / "checkpoints" / "last.ckpt", device="cpu")
     assert isinstance(model.discriminator, PackedDiscriminator) and model.discriminator.m == 2
     assert model.discriminator(torch.randn(6, 2)).shape == (3,)
+
+
+@pytest.mark.parametrize("pack_batch, packs", [("examples", 5), ("packs", 10)])
+def test_d_judges_batch_size_packs_a_step(tmp_path, monkeypatch, pack_batch, packs):
+    """Every training call of the packed D, on real and on generated data, gets one
+    minibatch: data.batch_size (10) examples, or 10 packs of 2 with pack_batch=packs."""
+    seen = []
+    forward = PackedDiscriminator.forward
+
+    def spy(self, x, features=False):
+        if self.training:
+            seen.append(len(x) // self.m)
+        return forward(self, x, features)
+
+    monkeypatch.setattr(PackedDiscriminator, "forward", spy)
+    train(compose([*RING, "data.batch_size=10", f"pack_batch={pack_batch}", "callbacks=none",
+                   f"paths.output_dir={tmp_path}"]))
+    assert len(seen) >= 2 * (200 // (2 * packs)) and set(seen) == {packs}
 
 
 def test_packing_composes_with_minibatch_features(tmp_path):

@@ -10,9 +10,15 @@ the input width, or m x the channels for images).
 Packs are consecutive examples of a minibatch: rows (0..m-1), (m..2m-1), ... Since ganlab
 calls D once on the real minibatch and once on the generated one, every pack is all real or
 all fake by construction. Under DDP each rank packs its own minibatch (``data.batch_size``
-is per device), so packs never straddle ranks. Both the real minibatch and the G step's
-``batch_size`` samples must divide into packs: ``pack`` must divide ``data.batch_size``
-(checked before a run starts, :func:`check_config`).
+is per device), so packs never straddle ranks.
+
+``pack_batch`` says what ``data.batch_size`` counts. ``examples`` (the default): a minibatch
+of ``batch_size`` examples makes ``batch_size / m`` packs, so ``pack`` must divide it (checked
+before a run starts, :func:`check_config`). ``packs``: a minibatch of ``batch_size`` packs, as
+PacGAN's code trains (its 2-D datasets hold packs as rows, its G is called m times per
+step): the loader reads ``batch_size * m`` examples and G draws as many samples
+(:func:`rows_per_minibatch`), so D sees as many packs per step as the unpacked D sees
+examples.
 """
 
 from __future__ import annotations
@@ -112,17 +118,45 @@ class PackedDiscriminator(Discriminator):
         return f"m={self.m}"
 
 
+#: what ``data.batch_size`` may count when ``pack`` > 1 (module docstring)
+PACK_BATCH = ("examples", "packs")
+
+
+def check_pack_batch(value: Any) -> str:
+    """``pack_batch`` as given, or :class:`ConfigError` (one line) when it is not one of
+    :data:`PACK_BATCH`."""
+    if value not in PACK_BATCH:
+        raise ConfigError(
+            f"pack_batch={value!r} is not allowed: use examples (data.batch_size examples a step, "
+            "packed inside the minibatch) or packs (data.batch_size packs a step, PacGAN's code)"
+        )
+    return str(value)
+
+
+def rows_per_minibatch(cfg: DictConfig) -> int:
+    """Examples per minibatch the loader must read: ``data.batch_size``, times ``pack`` when
+    ``pack_batch`` is ``packs``."""
+    batch = int(cfg.data.batch_size)
+    pack = check_pack(OmegaConf.select(cfg, "pack", default=1))
+    if check_pack_batch(OmegaConf.select(cfg, "pack_batch", default="examples")) == "packs":
+        return batch * pack
+    return batch
+
+
 def check_config(cfg: DictConfig) -> None:
-    """``pack`` is an integer >= 1 that divides ``data.batch_size`` (every minibatch D sees,
-    real or generated, splits into whole packs); raises :class:`ConfigError` otherwise."""
+    """``pack`` is an integer >= 1, ``pack_batch`` one of :data:`PACK_BATCH`, and with
+    ``pack_batch=examples`` ``pack`` divides ``data.batch_size`` (every minibatch D sees, real
+    or generated, splits into whole packs); raises :class:`ConfigError` otherwise."""
     pack = OmegaConf.select(cfg, "pack", default=None)
     if pack is None:
         return
     pack = check_pack(pack)
+    if check_pack_batch(OmegaConf.select(cfg, "pack_batch", default="examples")) == "packs":
+        return
     batch = OmegaConf.select(cfg, "data.batch_size", default=None)
     if isinstance(batch, int) and batch % pack:
         raise ConfigError(
             f"pack={pack} is not allowed with data.batch_size={batch}: each minibatch (real, "
             f"and the generator's batch_size samples) must split into packs of {pack}; choose "
-            f"a batch size that is a multiple of {pack}"
+            f"a batch size that is a multiple of {pack}, or pack_batch=packs"
         )
