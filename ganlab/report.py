@@ -14,7 +14,9 @@ Failed, interrupted and unfinished jobs are counted per row and listed with thei
 below the table; they never enter a mean. ``--epoch N`` (repeatable) reports the values each
 job logged after N epochs instead of its final ones, from its CSV log (``logger=csv``:
 ``csv/version_*/metrics.csv``), so one sweep gives a table per training budget;
-``--curve PNG`` draws the metric against epochs from the same logs, a line per row.
+``--curve PNG`` draws the metric against epochs from the same logs, a line per row;
+``--curve-x steps`` against training steps instead (Lightning's logged step, times
+``steps_per_batch``), which compares rows whose epochs differ in length (``pack_batch=packs``).
 The table is printed as Markdown and written as CSV.
 When the runs logged sample metrics (``metrics/*``: FID, KID, precision/recall, mode
 coverage, ...; docs/METRICS.md), a second table shows each of them beside Parzen, mean ± SE
@@ -105,11 +107,18 @@ def load_job(path: Path) -> Job:
     return job
 
 
+#: the key under which :func:`logged_epochs` keeps the training steps done by an epoch's end
+STEPS = "_steps"
+
+
 def logged_epochs(path: Path) -> dict[int, dict[str, float]]:
     """Every value a ``logger=csv`` run logged, by epochs completed: the epoch-end values of
     0-based epoch ``e`` (and its steps' values) land under ``e + 1``; the last row of an
-    epoch wins for each key. Later ``csv/version_*`` files extend earlier ones."""
+    epoch wins for each key. Later ``csv/version_*`` files extend earlier ones. Each epoch
+    also holds :data:`STEPS`: the training steps done by then (Lightning logs the batches
+    done, less one; a batch is ``steps_per_batch`` steps)."""
     out: dict[int, dict[str, float]] = {}
+    per_batch = _steps_per_batch(path)
     for file in sorted(path.glob("csv/version_*/metrics.csv"), key=_version):
         with open(file, newline="") as f:
             for row in csv.DictReader(f):
@@ -119,13 +128,26 @@ def logged_epochs(path: Path) -> dict[int, dict[str, float]]:
                     continue
                 values = out.setdefault(epoch + 1, {})
                 for key, value in row.items():
-                    if key in ("epoch", "step") or value in (None, ""):
+                    if key == "epoch" or value in (None, ""):
                         continue
                     try:
-                        values[key] = float(value)
+                        number = float(value)
                     except ValueError:
-                        pass
+                        continue
+                    if key == "step":
+                        values[STEPS] = max(values.get(STEPS, 0.0), (number + 1) * per_batch)
+                    else:
+                        values[key] = number
     return out
+
+
+def _steps_per_batch(job: Path) -> int:
+    """The run's ``steps_per_batch`` from its ``.hydra/config.yaml`` (1 when not there)."""
+    try:
+        cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text()) or {}
+        return int(cfg.get("steps_per_batch", 1) or 1)
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return 1
 
 
 def _version(metrics_file: Path) -> int:
@@ -159,6 +181,9 @@ class Curve:
     means: list[float] = field(default_factory=list)
     ses: list[float] = field(default_factory=list)
     runs: int = 0
+    #: training steps done after each of ``epochs`` (the most any of the row's runs logged;
+    #: NaN where none logged a step)
+    steps: list[float] = field(default_factory=list)
 
 
 def learning_curves(jobs: Sequence[Job], metric: str,
@@ -175,10 +200,15 @@ def learning_curves(jobs: Sequence[Job], metric: str,
         keys, per_epoch[n] = summarize(
             [at_epoch(job, n, curve) for job, curve in zip(jobs, curves, strict=True)], metric)
     logged = {}  # row -> how many of its runs logged the metric at some epoch
+    steps: dict[tuple, dict[int, float]] = {}  # row -> epoch -> training steps done
     for job, curve in zip(jobs, curves, strict=True):
         if job.status != "failed" and any(metric in v for v in curve.values()):
             row = tuple(job.overrides.get(k, "") for k in keys)
             logged[row] = logged.get(row, 0) + 1
+            for n, values in curve.items():
+                if STEPS in values:
+                    done = steps.setdefault(row, {})
+                    done[n] = max(done.get(n, 0.0), values[STEPS])
     out: dict[tuple, Curve] = {}
     for n, rows in per_epoch.items():
         for row in rows:
@@ -186,6 +216,7 @@ def learning_curves(jobs: Sequence[Job], metric: str,
             curve = out.setdefault(key, Curve(setting=row.setting, runs=logged.get(key, 0)))
             if row.values and len(row.values) == curve.runs:
                 curve.epochs.append(n)
+                curve.steps.append(steps.get(key, {}).get(n, math.nan))
                 curve.means.append(row.mean)
                 curve.ses.append(row.se if row.se_over == "seeds" else math.nan)
     return [c for c in out.values() if c.epochs]
@@ -386,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--curve", type=Path, default=None, metavar="PNG",
                         help="also draw --metric against epochs, a line per row (mean ± SE "
                              "across seeds, logger=csv runs), to this image file")
+    parser.add_argument("--curve-x", choices=("epochs", "steps"), default="epochs",
+                        help="the curve's x axis: epochs completed, or training steps (for "
+                             "rows whose epochs differ in length, e.g. pack_batch=packs)")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
@@ -397,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # each CSV log read once for every use, and not at all for a plain report
     curves = [logged_epochs(job.path) for job in jobs] if args.epoch or args.curve else []
     if args.curve:
-        draw_curves(jobs, curves, args.metric, args.curve)
+        draw_curves(jobs, curves, args.metric, args.curve, x=args.curve_x)
     if not args.epoch:
         report(jobs, args.metric, args.digits, args.csv or args.sweep_dir / "report.csv")
         return 0
@@ -412,8 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def draw_curves(jobs: Sequence[Job], curves: Sequence[dict[int, dict[str, float]]],
-                metric: str, out: Path) -> None:
-    """Save the rows' learning curves of ``metric`` to ``out`` (one line printed)."""
+                metric: str, out: Path, x: str = "epochs") -> None:
+    """Save the rows' learning curves of ``metric`` against ``x`` (``epochs`` or ``steps``)
+    to ``out`` (one line printed)."""
     from ganlab.plots.curves import plot_learning_curves  # matplotlib only when asked
     from ganlab.plots.figure import save_figure
 
@@ -422,7 +457,10 @@ def draw_curves(jobs: Sequence[Job], curves: Sequence[dict[int, dict[str, float]
         raise SystemExit(f"error: --curve: no run logged {metric!r} in a CSV log "
                          "(csv/version_*/metrics.csv of logger=csv runs); pick a logged "
                          "key with --metric")
-    save_figure(plot_learning_curves(rows, metric), out)
+    if x == "steps" and any(math.isnan(v) for row in rows for v in row.steps):
+        raise SystemExit("error: --curve-x steps: a run's CSV log has no step column; draw "
+                         "against epochs (--curve-x epochs)")
+    save_figure(plot_learning_curves(rows, metric, x=x), out)
     print(f"learning curves of {metric} ({len(rows)} rows) written to {out}\n")
 
 

@@ -297,6 +297,35 @@ def test_report_curve_draws_each_rows_mean_and_se_against_epochs(tmp_path, capsy
         report.main([str(root), "--metric", "metrics/kl", "--curve", str(png)])
 
 
+def test_report_curve_against_training_steps(tmp_path, capsys):
+    """``--curve-x steps``: rows whose epochs differ in length (the plain GAN's 10 steps, a
+    run of 4 steps per batch with 5 batches an epoch) line up by training steps: Lightning
+    logs batches done less one, and a batch of ``steps_per_batch`` steps counts as many."""
+    root = tmp_path / "multirun"
+    for num, (remedy, per_epoch, per_batch) in enumerate([("none", 10, 1), ("pack2", 5, 4)]):
+        fake_job(root, num, [f"remedy={remedy}", "seed=0"], {"metrics/modes": -1.0})
+        (root / str(num) / ".hydra" / "config.yaml").write_text(
+            yaml.safe_dump({"steps_per_batch": per_batch}))
+        fake_csv(root / str(num), [row for e in range(3) for row in (
+            {"epoch": e, "step": per_epoch * e + 3, "train/loss_d": 0.5},
+            {"epoch": e, "step": per_epoch * (e + 1) - 1, "metrics/modes": 2.0 * e})])
+    jobs = report.find_jobs(root)
+    rows = {c.setting["remedy"]: c for c in report.learning_curves(
+        jobs, "metrics/modes", [report.logged_epochs(j.path) for j in jobs])}
+    assert rows["none"].steps == [10, 20, 30] and rows["none"].epochs == [1, 2, 3]
+    assert rows["pack2"].steps == [20, 40, 60]
+    png = tmp_path / "steps.png"
+    assert report.main([str(root), "--metric", "metrics/modes", "--curve", str(png),
+                        "--curve-x", "steps"]) == 0
+    assert png.stat().st_size > 10_000
+    # a log without a step column cannot be drawn against steps
+    for log in root.glob("*/csv/version_0/metrics.csv"):
+        log.write_text("epoch,metrics/modes\n0,1.0\n")
+    with pytest.raises(SystemExit, match="--curve-x steps: a run's CSV log has no step column"):
+        report.main([str(root), "--metric", "metrics/modes", "--curve", str(png),
+                     "--curve-x", "steps"])
+
+
 def test_a_folder_of_links_to_chosen_jobs_is_reported_like_a_sweep(tmp_path, capsys):
     """Links are followed, each real folder once (a second link and a link back up are
     skipped), so a subset of jobs from several sweeps can be tabulated on its own."""

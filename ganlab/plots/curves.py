@@ -18,9 +18,10 @@ __all__ = ["plot_learning_curves"]
 PANEL_KEY = "experiment"
 
 
-def plot_learning_curves(curves: Sequence[Curve], metric: str) -> Figure:
+def plot_learning_curves(curves: Sequence[Curve], metric: str, x: str = "epochs") -> Figure:
     """A panel per ``experiment`` (one panel when the sweep did not vary it), a line per
-    remaining setting with a band of ± one standard error across seeds."""
+    remaining setting with a band of ± one standard error across seeds, against epochs
+    completed or (``x="steps"``) training steps."""
     panels: dict[str, list[Curve]] = {}
     for curve in curves:
         panels.setdefault(curve.setting.get(PANEL_KEY, ""), []).append(curve)
@@ -30,14 +31,14 @@ def plot_learning_curves(curves: Sequence[Curve], metric: str) -> Figure:
         for curve in members:
             label = ", ".join(f"{k}={v}" for k, v in curve.setting.items()
                               if k != PANEL_KEY) or "all"
-            (line,) = ax.plot(curve.epochs, curve.means, "o-", ms=3,
-                              label=f"{label} ({curve.runs} runs)")
-            band = [(e, m - s, m + s) for e, m, s in zip(curve.epochs, curve.means, curve.ses,
+            xs = curve.steps if x == "steps" else curve.epochs
+            (line,) = ax.plot(xs, curve.means, "o-", ms=3, label=f"{label} ({curve.runs} runs)")
+            band = [(e, m - s, m + s) for e, m, s in zip(xs, curve.means, curve.ses,
                                                            strict=True) if not math.isnan(s)]
             if band:
                 e, lo, hi = zip(*band, strict=True)
                 ax.fill_between(e, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_xlabel("epochs completed")
+        ax.set_xlabel("training steps" if x == "steps" else "epochs completed")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{metric} (mean ± SE across seeds)")
         ax.set_title(panel or metric)
