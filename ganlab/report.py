@@ -15,7 +15,8 @@ below the table; they never enter a mean. ``--epoch N`` (repeatable) reports the
 job logged after N epochs instead of its final ones, from its CSV log (``logger=csv``:
 ``csv/version_*/metrics.csv``), so one sweep gives a table per training budget;
 ``--curve PNG`` draws the metric against epochs from the same logs, a line per row;
-``--curve-x steps`` against training steps instead (Lightning's logged step, times
+``--step N`` reports at the end of the epoch that ended after N training steps, and
+``--curve-x steps`` draws against training steps instead (Lightning's logged step, times
 ``steps_per_batch``), which compares rows whose epochs differ in length (``pack_batch=packs``).
 The table is printed as Markdown and written as CSV.
 When the runs logged sample metrics (``metrics/*``: FID, KID, precision/recall, mode
@@ -169,6 +170,20 @@ def at_epoch(job: Job, epochs: int, curve: dict[int, dict[str, float]]) -> Job:
         at.reason = f"nothing logged after epoch {epochs} (logged up to epoch {max(curve)})"
     else:
         at.status, at.metrics = "ok", curve[epochs]
+    return at
+
+
+def at_step(job: Job, steps: int, curve: dict[int, dict[str, float]]) -> Job:
+    """``job`` as it stood after ``steps`` training steps: :func:`at_epoch` of the epoch that
+    ended there, or ``unfinished`` when none did (rows whose epochs differ in length, e.g.
+    ``pack_batch=packs``, are compared at equal steps)."""
+    ended = [n for n, values in curve.items() if values.get(STEPS) == steps]
+    if ended or job.status == "failed" or not curve:
+        return at_epoch(job, ended[0] if ended else steps, curve)
+    at = Job(path=job.path, overrides=job.overrides, status="unfinished", name=job.name)
+    last = max((v[STEPS] for v in curve.values() if STEPS in v), default=0)
+    at.reason = (f"no epoch ended after {steps} steps (logged up to {last:.0f} steps)"
+                 if last < steps else f"no epoch ended after exactly {steps} steps")
     return at
 
 
@@ -414,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epoch", type=int, action="append", default=None, metavar="N",
                         help="report the values logged after N epochs (logger=csv runs), not "
                              "the final ones; repeat for a table per budget")
+    parser.add_argument("--step", type=int, action="append", default=None, metavar="N",
+                        help="report the values logged at the end of the epoch that ended "
+                             "after N training steps (rows whose epochs differ in length)")
     parser.add_argument("--curve", type=Path, default=None, metavar="PNG",
                         help="also draw --metric against epochs, a line per row (mean ± SE "
                              "across seeds, logger=csv runs), to this image file")
@@ -428,18 +446,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no job folders (with .hydra/overrides.yaml) below {args.sweep_dir}")
     if any(n < 1 for n in args.epoch or []):
         parser.error(f"--epoch {min(args.epoch)}: give epochs completed, 1 or more")
+    if any(n < 1 for n in args.step or []):
+        parser.error(f"--step {min(args.step)}: give training steps completed, 1 or more")
+    budgets = [("epoch", n) for n in args.epoch or []] + [("step", n) for n in args.step or []]
     # each CSV log read once for every use, and not at all for a plain report
-    curves = [logged_epochs(job.path) for job in jobs] if args.epoch or args.curve else []
+    curves = [logged_epochs(job.path) for job in jobs] if budgets or args.curve else []
     if args.curve:
         draw_curves(jobs, curves, args.metric, args.curve, x=args.curve_x)
-    if not args.epoch:
+    if not budgets:
         report(jobs, args.metric, args.digits, args.csv or args.sweep_dir / "report.csv")
         return 0
-    for n in args.epoch:
-        print(f"## After {n} epochs\n")
+    for unit, n in budgets:
+        print(f"## After {n} {unit}s\n")
         out = args.csv or args.sweep_dir / "report.csv"
-        out = out.with_name(f"{out.stem}-epoch{n}{out.suffix}")
-        report([at_epoch(job, n, curve) for job, curve in zip(jobs, curves, strict=True)],
+        out = out.with_name(f"{out.stem}-{unit}{n}{out.suffix}")
+        at = at_epoch if unit == "epoch" else at_step
+        report([at(job, n, curve) for job, curve in zip(jobs, curves, strict=True)],
                args.metric, args.digits, out)
         print()
     return 0

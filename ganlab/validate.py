@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -18,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ganlab import compiling, precision
 from ganlab.arch_fit import shape_problem, suggestion
 from ganlab.averaging import check_average
 from ganlab.conditional import check_weight
+from ganlab.config import CONF_DIR
 from ganlab.errors import ConfigError
 from ganlab.networks import minibatch, packing
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
@@ -488,8 +492,50 @@ def check_cli_launcher(argv: Sequence[str]) -> None:
         )
 
 
-def check_cli(argv: Sequence[str]) -> None:
-    """Every check ``scripts/train.py`` makes before Hydra starts: the run folder
-    (:func:`check_cli_output_dir`) and the sweep launcher (:func:`check_cli_launcher`)."""
-    check_cli_launcher(argv)
-    check_cli_output_dir(argv)
+#: lines of Hydra's composition errors that only repeat what the first lines said
+_HYDRA_NOISE = ("full_key:", "object_type=", "reference_type=", "Config search path",
+                "provider=", "Set the environment variable HYDRA_FULL_ERROR")
+
+
+def composition_message(err: BaseException, script: str = "train") -> str:
+    """Hydra's multi-line composition error as one line: its statements, then the options a
+    missing group choice could have been."""
+    text = str(err)
+    if match := re.match(r"Could not override '([^']+)'\.\s*To append to your config use (\S+)",
+                         text):
+        return (f"{match.group(1)} is not a key of the config: check its spelling (python "
+                f"scripts/{script}.py --cfg job lists the keys), or add a new key with "
+                f"{match.group(2)}")
+    options = [line.strip() for line in text.splitlines()
+               if line.startswith("\t") and not line.strip().startswith("provider=")]
+    said = [line.strip() for line in text.splitlines() if line.strip()
+            and not line.startswith("\t") and not line.strip().startswith(_HYDRA_NOISE)
+            and not line.strip().startswith("Available options")]
+    message = " ".join(said) or type(err).__name__
+    return f"{message} (available: {', '.join(options)})" if options else message
+
+
+def check_cli_overrides(argv: Sequence[str], config_name: str = "config") -> None:
+    """Raise :class:`ConfigError` (one line) when the command line's overrides do not compose:
+    an unknown key (``data.downlaod=false``), a missing group option (``remedy=pack5``), bad
+    override syntax. Hydra reports these over several lines; a run would fail the same way.
+    Sweeps (-m), other Hydra flags and added search paths are left to Hydra."""
+    if any(a.startswith("-") or "hydra.searchpath" in a for a in argv):
+        return  # flags, or config groups from elsewhere: Hydra's own composition decides
+    overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        script = "train" if config_name == "config" else config_name
+        raise ConfigError(composition_message(err, script)) from None
+
+
+def check_cli(argv: Sequence[str], config_name: str = "config") -> None:
+    """Every check a Hydra script makes before Hydra starts: the command line composes
+    (:func:`check_cli_overrides`); for training (``config``) also the sweep launcher
+    (:func:`check_cli_launcher`) and the run folder (:func:`check_cli_output_dir`)."""
+    check_cli_overrides(argv, config_name)
+    if config_name == "config":
+        check_cli_launcher(argv)
+        check_cli_output_dir(argv)

@@ -20,7 +20,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ganlab.cli import cli_errors
+from ganlab.cli import cli_errors, exit_on_user_error
 from ganlab.errors import ConfigError
 from ganlab.evaluation import aggregate_folds
 from ganlab.evaluation.conditional import balanced_labels, generator_classes
@@ -31,6 +31,7 @@ from ganlab.evaluation.suite import CONDITIONAL_METRICS, METRICS, SampleScorer, 
 from ganlab.plots.figure import save_figure
 from ganlab.plots.parzen import plot_valid_curve
 from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
+from ganlab.validate import check_cli
 
 WEIGHTS = {"auto": None, "raw": False, "averaged": True}
 
@@ -179,4 +180,6 @@ def score(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    with exit_on_user_error():  # overrides that do not compose: one line, before Hydra
+        check_cli(sys.argv[1:], "evaluate")
     main()

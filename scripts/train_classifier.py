@@ -7,13 +7,16 @@ score and the class coverage of MNIST-like samples (docs/METRICS.md). It is writ
 find it. The logic is in ganlab/evaluation/classifier.py.
 """
 
+import sys
+
 import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ganlab.cli import cli_errors
+from ganlab.cli import cli_errors, exit_on_user_error
 from ganlab.evaluation.classifier import cache_path, save_classifier, train_classifier
+from ganlab.validate import check_cli
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train_classifier")
@@ -34,4 +37,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    with exit_on_user_error():  # overrides that do not compose: one line, before Hydra
+        check_cli(sys.argv[1:], "train_classifier")
     main()

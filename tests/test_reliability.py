@@ -27,7 +27,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from conftest import compose, run_train
+from conftest import compose, run_script, run_train
 from ganlab import wandb_setup
 from ganlab.build import build_datamodule, build_gan
 from ganlab.callbacks.guards import DivergenceError, DivergenceGuard, find_nonfinite
@@ -589,6 +589,36 @@ def test_unwritable_pseudo_file_system_is_not_reported_as_full():
         assert "MB free" not in str(err.value)
     with pytest.raises(ConfigError, match="/proc/ganlab-run is not writable"):
         check_cli_output_dir(["data=ring", "hydra.run.dir=/proc/ganlab-run"])
+
+
+@pytest.mark.parametrize("config_name, argv, expect", [
+    ("config", ["data=ring", "data.downlaod=false"],
+     "data.downlaod is not a key of the config: check its spelling (python scripts/train.py "
+     "--cfg job lists the keys), or add a new key with +data.downlaod=false"),
+    ("evaluate", ["ckpt=x.ckpt", "metric=fid"],
+     "metric is not a key of the config: check its spelling (python scripts/evaluate.py"),
+    ("config", ["remedy=pack5"], "In 'config': Could not find 'remedy/pack5' (available: "
+     "alternating, feature_matching, k5, label_smoothing, minibatch, none, pack2, pack4, "
+     "unrolled5)"),
+    ("config", ["k=["], "no viable alternative at input '['"),
+])
+def test_overrides_that_do_not_compose_fail_in_one_line(config_name, argv, expect):
+    """Hydra says these over 5-15 lines (and a hint about HYDRA_FULL_ERROR); one line here,
+    before Hydra starts, for train.py and every other Hydra script."""
+    with pytest.raises(ConfigError) as err:
+        check_cli(argv, config_name)
+    assert one_line(str(err.value)) and str(err.value).startswith(expect)
+    check_cli(["data=ring", "+min_free_mb=1", "seed=3"], "config")  # composes: no error
+    check_cli(["-m", "remedy=pack5"], "config")  # sweeps and Hydra flags: left to Hydra
+
+
+def test_evaluate_with_an_unknown_key_says_so_in_one_line(tmp_path):
+    out = run_script("evaluate.py", ["ckpt=x.ckpt", "data.download=false"], cwd=tmp_path)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip() == (
+        "error: data.download is not a key of the config: check its spelling (python "
+        "scripts/evaluate.py --cfg job lists the keys), or add a new key with "
+        "+data.download=false")
 
 
 def test_slurm_launcher_off_a_cluster_fails_in_one_line(tmp_path, monkeypatch):

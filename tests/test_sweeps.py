@@ -318,6 +318,15 @@ def test_report_curve_against_training_steps(tmp_path, capsys):
     assert report.main([str(root), "--metric", "metrics/modes", "--curve", str(png),
                         "--curve-x", "steps"]) == 0
     assert png.stat().st_size > 10_000
+    # --step: each row at the epoch that ended after that many steps (2nd vs 1st epoch)
+    capsys.readouterr()
+    assert report.main([str(root), "--metric", "metrics/modes", "--step", "20",
+                        "--step", "30"]) == 0
+    at20, at30 = capsys.readouterr().out.split("## After 30 steps")
+    assert "| none | 1 | 2.00 |" in at20 and "| pack2 | 1 | 0.00 |" in at20
+    assert "| none | 1 | 4.00 |" in at30
+    assert "(remedy=pack2 seed=0): unfinished: no epoch ended after exactly 30 steps" in at30
+    assert (root / "report-step20.csv").is_file()
     # a log without a step column cannot be drawn against steps
     for log in root.glob("*/csv/version_0/metrics.csv"):
         log.write_text("epoch,metrics/modes\n0,1.0\n")

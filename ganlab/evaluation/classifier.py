@@ -149,9 +149,11 @@ def train_classifier(datamodule: Any, epochs: int = 4, batch_size: int = 128, lr
     """
     from tqdm import tqdm
 
-    if epochs < 1 or batch_size < 1 or not lr > 0:
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool)
+                  for v in (epochs, batch_size, lr))
+    if not numbers or epochs < 1 or batch_size < 1 or not lr > 0:
         raise ClassifierError(f"classifier epochs={epochs}, batch_size={batch_size}, lr={lr}: "
-                              "all must be positive")
+                              "all must be positive numbers")
     splits = labelled_splits(datamodule)
     x, y = splits["train"]
     if max_train is not None:
