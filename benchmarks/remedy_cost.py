@@ -44,6 +44,9 @@ ROWS: dict[str, list[str]] = {
     "feature matching": ["loss=feature_matching"],
     "pack=2": ["pack=2"],
     "pack=4": ["pack=4"],
+    # PacGAN's code (the pacgan_* presets): batch_size packs a step, m x the examples
+    "pack=2 packs": ["pack=2", "pack_batch=packs"],
+    "pack=4 packs": ["pack=4", "pack_batch=packs"],
     "minibatch features": ["arch.discriminator.minibatch_features={kernels: 100, dim: 5}"],
     "label smoothing": ["loss.real_label=0.9"],
     "k=5": ["k=5"],

@@ -438,12 +438,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--curve-x", choices=("epochs", "steps"), default="epochs",
                         help="the curve's x axis: epochs completed, or training steps (for "
                              "rows whose epochs differ in length, e.g. pack_batch=packs)")
+    parser.add_argument("--ignore", action="append", default=[], metavar="KEY",
+                        help="leave this override out of the grouping, e.g. the "
+                             "trainer.max_epochs of jobs later continued to a longer budget")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
     jobs = find_jobs(args.sweep_dir)
     if not jobs:
         parser.error(f"no job folders (with .hydra/overrides.yaml) below {args.sweep_dir}")
+    for job in jobs:
+        job.overrides = {k: v for k, v in job.overrides.items() if k not in args.ignore}
     if any(n < 1 for n in args.epoch or []):
         parser.error(f"--epoch {min(args.epoch)}: give epochs completed, 1 or more")
     if any(n < 1 for n in args.step or []):

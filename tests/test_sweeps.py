@@ -327,6 +327,14 @@ def test_report_curve_against_training_steps(tmp_path, capsys):
     assert "| none | 1 | 4.00 |" in at30
     assert "(remedy=pack2 seed=0): unfinished: no epoch ended after exactly 30 steps" in at30
     assert (root / "report-step20.csv").is_file()
+    # a job first run to a shorter budget, then continued, groups with its row by --ignore
+    fake_job(root, 2, ["remedy=none", "seed=1", "trainer.max_epochs=3"], {"metrics/modes": 1})
+    fake_csv(root / "2", [{"epoch": 0, "step": 9, "metrics/modes": 4.0}])
+    report.main([str(root), "--metric", "metrics/modes", "--step", "10"])
+    assert "| none |  | 1 | 0.00 |" in capsys.readouterr().out  # a row of its own
+    report.main([str(root), "--metric", "metrics/modes", "--step", "10",
+                 "--ignore", "trainer.max_epochs"])
+    assert "| none | 2 | 2.0 ± 2.0 |" in capsys.readouterr().out  # 0 and 4: one row
     # a log without a step column cannot be drawn against steps
     for log in root.glob("*/csv/version_0/metrics.csv"):
         log.write_text("epoch,metrics/modes\n0,1.0\n")
