@@ -177,8 +177,9 @@ def build_datamodule(cfg: Config) -> GANDataModule:
     examples, or that many packs with ``pack_batch=packs``."""
     cfg = _as_config(cfg)
     per_batch = int(cfg.k) * int(cfg.get("steps_per_batch", 1))
-    return instantiate(cfg.data, batch_size=rows_per_minibatch(cfg), batches_per_step=per_batch,
-                       shuffle_seed=int(cfg.seed))
+    rows = rows_per_minibatch(cfg)
+    sized = {} if rows is None else {"batch_size": rows}
+    return instantiate(cfg.data, **sized, batches_per_step=per_batch, shuffle_seed=int(cfg.seed))
 
 
 def load_data(datamodule: GANDataModule) -> None:

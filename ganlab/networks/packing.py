@@ -133,14 +133,16 @@ def check_pack_batch(value: Any) -> str:
     return str(value)
 
 
-def rows_per_minibatch(cfg: DictConfig) -> int:
-    """Examples per minibatch the loader must read: ``data.batch_size``, times ``pack`` when
-    ``pack_batch`` is ``packs``."""
-    batch = int(cfg.data.batch_size)
+def rows_per_minibatch(cfg: DictConfig) -> int | None:
+    """Examples per minibatch the loader must read when that is not ``data.batch_size``:
+    ``data.batch_size * pack`` with ``pack_batch=packs`` and ``pack`` > 1; None otherwise
+    (the data config's own batch size, or its class default, stands)."""
     pack = check_pack(OmegaConf.select(cfg, "pack", default=1))
-    if check_pack_batch(OmegaConf.select(cfg, "pack_batch", default="examples")) == "packs":
-        return batch * pack
-    return batch
+    packs = check_pack_batch(OmegaConf.select(cfg, "pack_batch", default="examples")) == "packs"
+    batch = OmegaConf.select(cfg, "data.batch_size", default=None)
+    if not packs or pack == 1 or batch is None:
+        return None
+    return int(batch) * pack
 
 
 def check_config(cfg: DictConfig) -> None:
