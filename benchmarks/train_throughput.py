@@ -39,6 +39,7 @@ from omegaconf import DictConfig, open_dict
 from ganlab.build import build_callbacks, build_gan
 from ganlab.config import compose
 from ganlab.data.base import GANDataModule
+from ganlab.networks.packing import rows_per_minibatch
 from ganlab.precision import autocast_dtype
 from ganlab.run_files import ReportProgress
 
@@ -117,9 +118,14 @@ class Timer(pl.Callback):
             self.rss.append(rss_mb())
 
 
+def minibatch_rows(cfg: DictConfig) -> int:
+    """Examples per minibatch, as a run's datamodule reads them (``pack_batch=packs``: m x)."""
+    return rows_per_minibatch(cfg) or int(cfg.data.batch_size)
+
+
 def data_size(cfg: DictConfig, steps: int) -> int:
     """Enough examples that the timed steps never reach an epoch end."""
-    return max(50_000, (steps + 1) * cfg.k * cfg.data.batch_size)
+    return max(50_000, (steps + 1) * cfg.k * minibatch_rows(cfg))
 
 
 def ganlab_run(cfg: DictConfig, steps: int, warmup: int) -> tuple[float, float, list[float]]:
@@ -129,7 +135,7 @@ def ganlab_run(cfg: DictConfig, steps: int, warmup: int) -> tuple[float, float, 
     """
     model = build_gan(cfg)
     per_batch = int(cfg.get("steps_per_batch", 1))
-    dm = RandomData(data_size(cfg, steps + warmup), batch_size=cfg.data.batch_size,
+    dm = RandomData(data_size(cfg, steps + warmup), batch_size=minibatch_rows(cfg),
                     batches_per_step=cfg.k * per_batch, shape=cfg.data.shape,
                     output=cfg.data.output)
     timer = Timer(warmup // per_batch, steps // per_batch,
