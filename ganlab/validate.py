@@ -531,11 +531,10 @@ def check_cli_overrides(argv: Sequence[str], config_name: str = "config") -> Non
         raise ConfigError(composition_message(err, script)) from None
 
 
-def check_cli(argv: Sequence[str], config_name: str = "config") -> None:
-    """Every check a Hydra script makes before Hydra starts: the command line composes
-    (:func:`check_cli_overrides`); for training (``config``) also the sweep launcher
+def check_cli(argv: Sequence[str]) -> None:
+    """Every check ``scripts/train.py`` makes before Hydra starts: the command line composes
+    (:func:`check_cli_overrides`; the other Hydra scripts call it alone), the sweep launcher
     (:func:`check_cli_launcher`) and the run folder (:func:`check_cli_output_dir`)."""
-    check_cli_overrides(argv, config_name)
-    if config_name == "config":
-        check_cli_launcher(argv)
-        check_cli_output_dir(argv)
+    check_cli_overrides(argv)
+    check_cli_launcher(argv)
+    check_cli_output_dir(argv)

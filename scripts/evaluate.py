@@ -31,7 +31,7 @@ from ganlab.evaluation.suite import CONDITIONAL_METRICS, METRICS, SampleScorer, 
 from ganlab.plots.figure import save_figure
 from ganlab.plots.parzen import plot_valid_curve
 from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
-from ganlab.validate import check_cli
+from ganlab.validate import check_cli_overrides
 
 WEIGHTS = {"auto": None, "raw": False, "averaged": True}
 
@@ -181,5 +181,5 @@ def score(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     with exit_on_user_error():  # overrides that do not compose: one line, before Hydra
-        check_cli(sys.argv[1:], "evaluate")
+        check_cli_overrides(sys.argv[1:], "evaluate")
     main()

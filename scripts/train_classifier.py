@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from ganlab.cli import cli_errors, exit_on_user_error
 from ganlab.evaluation.classifier import cache_path, save_classifier, train_classifier
-from ganlab.validate import check_cli
+from ganlab.validate import check_cli_overrides
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train_classifier")
@@ -38,5 +38,5 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     with exit_on_user_error():  # overrides that do not compose: one line, before Hydra
-        check_cli(sys.argv[1:], "train_classifier")
+        check_cli_overrides(sys.argv[1:], "train_classifier")
     main()

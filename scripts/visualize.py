@@ -20,7 +20,7 @@ from ganlab.networks.conditioning import check_class_index
 from ganlab.plots.paper import paper_figures
 from ganlab.plots.samples import draw_samples
 from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
-from ganlab.validate import check_cli
+from ganlab.validate import check_cli_overrides
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="visualize")
@@ -77,5 +77,5 @@ def requested_class(value, classes: int | None) -> int | None:
 
 if __name__ == "__main__":
     with exit_on_user_error():  # overrides that do not compose: one line, before Hydra
-        check_cli(sys.argv[1:], "visualize")
+        check_cli_overrides(sys.argv[1:], "visualize")
     main()

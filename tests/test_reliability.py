@@ -42,6 +42,7 @@ from ganlab.validate import (
     check_cli,
     check_cli_launcher,
     check_cli_output_dir,
+    check_cli_overrides,
     check_output_dir,
     validate_config,
 )
@@ -605,11 +606,13 @@ def test_unwritable_pseudo_file_system_is_not_reported_as_full():
 def test_overrides_that_do_not_compose_fail_in_one_line(config_name, argv, expect):
     """Hydra says these over 5-15 lines (and a hint about HYDRA_FULL_ERROR); one line here,
     before Hydra starts, for train.py and every other Hydra script."""
+    check = check_cli if config_name == "config" else functools.partial(
+        check_cli_overrides, config_name=config_name)  # train.py runs it inside check_cli
     with pytest.raises(ConfigError) as err:
-        check_cli(argv, config_name)
+        check(argv)
     assert one_line(str(err.value)) and str(err.value).startswith(expect)
-    check_cli(["data=ring", "+min_free_mb=1", "seed=3"], "config")  # composes: no error
-    check_cli(["-m", "remedy=pack5"], "config")  # sweeps and Hydra flags: left to Hydra
+    check_cli(["data=ring", "+min_free_mb=1", "seed=3"])  # composes: no error
+    check_cli(["-m", "remedy=pack5"])  # sweeps and Hydra flags: left to Hydra
 
 
 def test_evaluate_with_an_unknown_key_says_so_in_one_line(tmp_path):
