@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput as tt  # noqa: E402
 
 from ganlab import averaging, updates  # noqa: E402
-from ganlab.module import GAN  # noqa: E402
+from ganlab.training.module import GAN  # noqa: E402
 
 #: label -> whether the plain loop does the same work
 COMPUTE = ("forward (G, D)", "autograd backward", "torch optimizer step", "noise", "losses",

@@ -41,7 +41,7 @@ from ganlab.config import compose
 from ganlab.data.base import GANDataModule
 from ganlab.networks.packing import rows_per_minibatch
 from ganlab.precision import autocast_dtype
-from ganlab.run_files import ReportProgress
+from ganlab.run.files import ReportProgress
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def plain_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) ->
             with cast():
                 fake = G(noise(m))
                 rl, fl = D(real), D(fake)
-            ld, lg = loss.discriminator(rl.float(), fl.float()), loss.generator(fl.float())
+            ld, lg = loss.d_cost(rl.float(), fl.float()), loss.g_cost(fl.float())
             # each cost's gradient w.r.t. its own network only, from one forward pass
             for p, g in zip(d_params, torch.autograd.grad(ld, d_params, retain_graph=True),
                             strict=True):
@@ -198,7 +198,7 @@ def plain_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) ->
                 with torch.no_grad():
                     fake = G(noise(m))
                 rl, fl = D(real), D(fake)
-            ld = loss.discriminator(rl.float(), fl.float())
+            ld = loss.d_cost(rl.float(), fl.float())
             opt_d.zero_grad()
             ld.backward()
             opt_d.step()
@@ -206,7 +206,7 @@ def plain_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) ->
             p.requires_grad_(False)
         with cast():
             fl = D(G(noise(m)))
-        lg = loss.generator(fl.float())
+        lg = loss.g_cost(fl.float())
         opt_g.zero_grad()
         lg.backward()
         opt_g.step()

@@ -28,16 +28,6 @@ KINDS = ("none", "uniform", "ema")
 PREFIX = "generator_avg."
 
 
-def check_average(kind: str, decay: float = 0.999, start_epoch: int = 0) -> None:
-    """Raise ValueError, naming the option, for settings that cannot work."""
-    if kind not in KINDS:
-        raise ValueError(f"average.kind={kind!r} is not one of {', '.join(KINDS)}")
-    if kind == "ema" and not 0.0 < float(decay) < 1.0:
-        raise ValueError(f"average.decay={decay!r} must be in (0, 1), e.g. 0.999")
-    if int(start_epoch) < 0:
-        raise ValueError(f"average.start_epoch={start_epoch!r} must be >= 0")
-
-
 def make_average(
     generator: nn.Module, kind: str = "uniform", decay: float = 0.999
 ) -> AveragedModel:
@@ -46,7 +36,6 @@ def make_average(
     Buffers (batch-norm statistics) are averaged with the weights, so the copy is a complete
     generator on its own.
     """
-    check_average(kind, decay)
     if kind == "none":
         raise ValueError("average.kind='none' keeps no average; do not call make_average")
     avg = _SyncFreeAverage(generator, multi_avg_fn=_AverageStep(kind, decay), use_buffers=True)

@@ -1,33 +1,37 @@
-"""Build a run's objects from its composed config, in one place.
+"""Build a run's objects from its composed config: the one construction path.
 
-Training, ``restore`` (evaluation, figures) and the benchmarks all build the GAN and its
-datamodule here, from the config's groups (``arch``, ``loss``, ``optim``, ``noise``, ...).
-A checkpoint stores that config, so what is rebuilt from it is what was trained. Settings that
-two objects share (``k``, ``seed``) are read once and handed to both, so they cannot disagree.
+Training, ``restore`` (evaluation, figures), the benchmarks and the config check all build
+here. :func:`build_networks` makes G and D as they will train (conditioned, packed);
+:func:`build_gan` the LightningModule around them; :func:`dry_build` the same networks on the
+meta device (shapes only: no memory, no arithmetic, milliseconds even for 64M parameters),
+run once on a fake batch, which is how a run learns, before any data file is opened, whether
+the architecture takes the data. A checkpoint stores the config, so what is rebuilt from it is
+what was trained. Settings two objects share (``k``, ``seed``) are read once and handed to
+both. The config's values are checked before anything is built (:mod:`ganlab.config`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from math import prod
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from torch import nn
 
 from ganlab.data.base import GANDataModule
-from ganlab.errors import ConfigError
-from ganlab.module import GAN
-from ganlab.networks.packing import (
-    PackedDiscriminator,
-    check_pack,
-    packed_shape,
-    rows_per_minibatch,
-)
+from ganlab.errors import ConfigError, GanlabError
+from ganlab.networks import conditioning as cond
+from ganlab.networks.packing import PackedDiscriminator, packed_shape, rows_per_minibatch
+from ganlab.training.labels import label_plan
+from ganlab.training.module import GAN
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +56,24 @@ def plain_config(cfg: Config) -> dict[str, Any]:
     return out
 
 
+def build_networks(cfg: Config) -> tuple[nn.Module, nn.Module]:
+    """G and D of a run as they train: wrapped for ``condition`` and packed for ``pack``."""
+    cfg = _as_config(cfg)
+    return wrap_conditional(cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
+                            lambda **kw: build_discriminator(cfg, **kw))
+
+
+def build_regularizers(cfg: Config) -> dict[str, Any]:
+    """The D regularisers under ``regularizer`` (``regularizer=[r1]``), by name."""
+    node = _as_config(cfg).get("regularizer") or {}
+    return {str(name): instantiate(spec) for name, spec in node.items()
+            if spec is not None and "_target_" in spec}
+
+
 def build_gan(cfg: Config) -> GAN:
     """The GAN LightningModule of a run config (composed, or stored in a checkpoint)."""
     cfg = _as_config(cfg)
-    generator, discriminator = wrap_conditional(
-        cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
-        lambda **kw: build_discriminator(cfg, **kw))
+    generator, discriminator = build_networks(cfg)
     return GAN(
         generator=generator,
         discriminator=discriminator,
@@ -71,15 +87,11 @@ def build_gan(cfg: Config) -> GAN:
         average=_plain(cfg.get("average")),
         compile=bool(cfg.get("compile", False)),
         steps_per_batch=int(cfg.get("steps_per_batch", 1)),
-        unroll=cfg.get("unroll", 0),
+        unroll=int(cfg.get("unroll", 0)),
         condition=_plain(cfg.get("condition")),
+        regularizers=build_regularizers(cfg),
         config=plain_config(cfg),
     )
-
-
-#: ``condition.generator`` / ``condition.discriminator`` choices (conf/condition/*.yaml)
-CONDITION_G = ("none", "onehot", "embedding")
-CONDITION_D = ("none", "auto", "concat", "projection", "auxiliary", "classes")
 
 
 def wrap_conditional(
@@ -91,37 +103,24 @@ def wrap_conditional(
     ``make_*(**overrides)`` instantiates the arch's network, with the sizes a wrapper needs
     overridden: the generator gets ``noise_dim = noise.dim + code size``, a concatenating
     discriminator ``shape = [prod(data.shape) + num_classes]``. ``discriminator: auto`` picks
-    concatenation for discriminators with a flat input (MLP, maxout) and a projection for the
-    others (convolutional ones, where a one-hot vector has no place in the image).
+    concatenation for discriminators with a flat input (MLP, maxout: ``flat_input``) and a
+    projection for the others (convolutional ones, where a one-hot vector has no place).
     """
-    from ganlab.networks import conditioning as cond
-    from ganlab.networks.mlp import MaxoutDiscriminator, MLPDiscriminator
-
     cfg = _as_config(cfg)
     node = cfg.get("condition") or {}
     g_kind, d_kind = node.get("generator", "none"), node.get("discriminator", "none")
-    for key, kind, allowed in (("generator", g_kind, CONDITION_G),
-                               ("discriminator", d_kind, CONDITION_D)):
-        if kind not in allowed:
-            raise ConfigError(f"condition.{key}={kind!r} is not one of {', '.join(allowed)}")
     if g_kind == d_kind == "none":
         return make_generator(), make_discriminator()
-    if int(cfg.get("pack", 1)) > 1:
-        raise ConfigError(f"pack={cfg.pack} with condition=... is not supported (a pack would "
-                          "mix the classes of its members): use pack=1")
     n = condition_classes(cfg)
     if g_kind == "none":
         generator = make_generator()
     else:
         embed = node.get("embed_dim") if g_kind == "embedding" else None
-        if g_kind == "embedding" and embed is None:
-            raise ConfigError("condition.generator=embedding needs condition.embed_dim (the "
-                              "embedding size, e.g. 50), or use condition.generator=onehot")
         size = n if embed is None else int(embed)
         generator = cond.ConditionalGenerator(
             make_generator(noise_dim=int(cfg.noise.dim) + size), n, embed)
-    flat = issubclass(get_class(cfg.arch.discriminator._target_),
-                      MLPDiscriminator | MaxoutDiscriminator)
+    target = cfg.arch.discriminator._target_
+    flat = bool(getattr(get_class(target), "flat_input", False))
     if d_kind == "auto":
         d_kind = "concat" if flat else "projection"
     if d_kind == "none":
@@ -130,8 +129,8 @@ def wrap_conditional(
         if not flat:
             raise ConfigError(
                 f"condition.discriminator=concat needs a discriminator with a flat input (arch="
-                f"mlp, maxout, cifar_fc), not {cfg.arch.discriminator._target_}: use "
-                "condition.discriminator=projection (or auto)")
+                f"mlp, maxout, cifar_fc), not {target}: use condition.discriminator=projection "
+                "(or auto)")
         width = prod(int(s) for s in cfg.data.shape) + n
         discriminator = cond.ConcatDiscriminator(make_discriminator(shape=[width]), n)
     else:
@@ -163,12 +162,77 @@ def build_discriminator(cfg: Config, **overrides: Any) -> nn.Module:
     ``shape``); with ``pack`` = m > 1 (PacGAN) built for packs of m examples and wrapped to
     pack each minibatch (:mod:`ganlab.networks.packing`)."""
     cfg = _as_config(cfg)
-    pack = check_pack(cfg.get("pack", 1))
+    pack = int(cfg.get("pack", 1))
     if pack == 1:
         return instantiate(cfg.arch.discriminator, **overrides)
     shape = packed_shape(list(overrides.pop("shape", cfg.data.shape)), pack)
     return PackedDiscriminator(
         instantiate(cfg.arch.discriminator, shape=list(shape), **overrides), pack)
+
+
+@dataclass
+class DryBuild:
+    """The networks of a run built on the meta device, and their sizes."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    parameters: dict[str, int]
+
+
+class ArchitectureError(ConfigError):
+    """The networks cannot take the data (the message says why, without the arch= advice)."""
+
+
+def _cause(err: BaseException) -> BaseException:
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def dry_build(cfg: Config) -> DryBuild:
+    """G and D as they will train, built on the meta device and run on a fake batch of
+    ``data.shape`` (with classes where they take them); the regularisers are built too.
+
+    A network's own refusal (a :class:`~ganlab.errors.GanlabError`, which names its key)
+    passes through; anything else a constructor or the fake batch raises becomes an
+    :class:`ArchitectureError`. An operation without a meta kernel blocks nothing.
+    """
+    cfg = _as_config(cfg)
+    shape = tuple(int(s) for s in cfg.data.shape)
+    with torch.device("meta"):
+        try:
+            generator, discriminator = build_networks(cfg)
+            build_regularizers(cfg)  # each checks its own settings
+        except Exception as err:  # noqa: BLE001 - judged by the cause
+            cause = _cause(err)
+            if isinstance(cause, GanlabError):
+                raise type(cause)(str(cause)) from None
+            raise ArchitectureError(" ".join(str(cause).split())) from None
+        sizes = {name: sum(p.numel() for p in net.parameters())
+                 for name, net in (("generator", generator), ("discriminator", discriminator))}
+        plan = label_plan(generator, discriminator)
+        rows = 2 * int(cfg.get("pack", 1))
+        generator.eval()
+        discriminator.eval()
+        y = torch.zeros(rows, dtype=torch.int64)
+        problem = None
+        try:
+            with torch.no_grad():
+                fake = plan.generate(generator, torch.empty(rows, int(cfg.noise.dim)), y)
+                if tuple(fake.shape[1:]) != shape:
+                    problem = (f"arch.generator makes samples of shape "
+                               f"{tuple(fake.shape[1:])}, not {shape}")
+                else:
+                    plan.judge(discriminator, torch.empty(rows, *shape), y)
+        except NotImplementedError:  # an operation without a meta kernel: cannot judge
+            pass
+        except (RuntimeError, ValueError) as err:
+            if "meta" not in str(err).lower():
+                problem = (f"the networks fail on a batch of shape {shape}: "
+                           + " ".join(str(err).split())[:200])
+    if problem:
+        raise ArchitectureError(problem)
+    return DryBuild(generator, discriminator, sizes)
 
 
 def build_datamodule(cfg: Config) -> GANDataModule:

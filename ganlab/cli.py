@@ -1,4 +1,10 @@
-"""How the scripts turn a user error into one line on stderr (exit status 1), not a traceback.
+"""The command line: every check made before Hydra starts, and user errors as one line.
+
+Before Hydra starts (``scripts/train.py`` and the other Hydra scripts): the overrides
+compose (:func:`check_cli_overrides`), the sweep launcher can launch here
+(:func:`check_cli_launcher`), the run folder is writable (:func:`check_cli_output_dir`), and a
+resume in the same folder keeps the first start's record (:func:`keep_first_hydra_record`).
+Hydra reports each of these over several lines or as a traceback.
 
 Every :class:`~ganlab.errors.GanlabError` is a user error. So is a ``ValueError`` raised by a
 constructor that Hydra instantiates (``data.std=-1 must be positive``): Hydra wraps it, and
@@ -8,16 +14,24 @@ traceback.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
-from collections.abc import Iterator
+import re
+import shutil
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException, InstantiationException
+from hydra.errors import CompactHydraException, HydraException, InstantiationException
 from hydra.types import RunMode
+from omegaconf.errors import OmegaConfBaseException
 
-from ganlab.errors import GanlabError
+from ganlab.config import CONF_DIR
+from ganlab.errors import ConfigError, GanlabError
+from ganlab.run.output import check_output_dir, min_free_mb
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +101,143 @@ def exit_on_user_error() -> Iterator[None]:
         yield
     except Exception as err:
         raise SystemExit(f"error: {_message_or_reraise(err)}") from None
+
+
+#: Hydra flags that print something and run no job: no output folder is needed
+NO_JOB_FLAGS = {"-h", "--help", "-hh", "--hydra-help", "-c", "--cfg", "-i", "--info",
+                "-sc", "--shell-completion", "--version", "-p", "--package", "-r", "--resolve"}
+
+
+
+
+def check_cli_output_dir(argv: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` when the run folder a command line asks for is unwritable.
+
+    Hydra creates the folder and writes ``.hydra/`` before any ganlab code runs, and reports
+    a failure there as a traceback; ``scripts/train.py`` calls this first. Checks
+    ``hydra.run.dir`` (``hydra.sweep.dir`` with -m) when given as a plain path, else
+    ``outputs/`` (Hydra's default, below the current folder); leaves nothing behind. The
+    free-space floor is ``+min_free_mb=`` when the command line gives it (the advice the
+    error itself gives). Training checks the resolved folder again.
+    """
+    args = set(argv)
+    if NO_JOB_FLAGS & args:
+        return
+    key = "hydra.sweep.dir=" if {"-m", "--multirun"} & args else "hydra.run.dir="
+    given = [a[len(key):] for a in argv if a.startswith(key)]
+    path = given[-1] if given and "${" not in given[-1] else "outputs"
+    floors = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("min_free_mb=")]
+    floor = None
+    if floors:  # a sweep over floors (-m +min_free_mb=50,100): each job checks its own
+        floor = min(min_free_mb(given=v) for v in floors[-1].split(","))
+    check_output_dir(path, min_free_mb(given=floor), create=False)
+
+
+#: launcher options -> (the Hydra plugin package they need, a program that must be on PATH)
+LAUNCHERS: dict[str, tuple[str, str | None]] = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", None),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", None),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "srun"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "srun"),  # ganlab's preset
+}
+
+
+def check_cli_launcher(argv: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` when ``hydra/launcher=<name>`` cannot launch here.
+
+    Off a SLURM cluster, submitit fails with a traceback ("Could not detect srun"); without
+    the plugin installed, Hydra lists the launchers it has. One line each instead, saying what
+    to install or where to run.
+    """
+    if NO_JOB_FLAGS & set(argv) or not {"-m", "--multirun"} & set(argv):
+        return  # the launcher runs sweeps only
+    given = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra/launcher=")]
+    if not given or given[-1] not in LAUNCHERS:
+        return
+    name = given[-1]
+    package, program = LAUNCHERS[name]
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"hydra/launcher={name} needs the {package.split('.')[-1].replace('_', '-')} "
+            "plugin, which is not installed: pip install -e '.[launchers]'"
+        )
+    if program is not None and shutil.which(program) is None:
+        raise ConfigError(
+            f"hydra/launcher={name} submits SLURM jobs, but this machine has no {program!r} "
+            "(it is not a SLURM login node): run the sweep there, or here with the default "
+            "launcher (drop hydra/launcher) or hydra/launcher=joblib"
+        )
+
+
+#: lines of Hydra's composition errors that only repeat what the first lines said
+_HYDRA_NOISE = ("full_key:", "object_type=", "reference_type=", "Config search path",
+                "provider=", "Set the environment variable HYDRA_FULL_ERROR")
+
+
+def composition_message(err: BaseException, script: str = "train") -> str:
+    """Hydra's multi-line composition error as one line: its statements, then the options a
+    missing group choice could have been."""
+    text = str(err)
+    if match := re.match(r"Could not override '([^']+)'\.\s*To append to your config use (\S+)",
+                         text):
+        return (f"{match.group(1)} is not a key of the config: check its spelling (python "
+                f"scripts/{script}.py --cfg job lists the keys), or add a new key with "
+                f"{match.group(2)}")
+    options = [line.strip() for line in text.splitlines()
+               if line.startswith("\t") and not line.strip().startswith("provider=")]
+    said = [line.strip() for line in text.splitlines() if line.strip()
+            and not line.startswith("\t") and not line.strip().startswith(_HYDRA_NOISE)
+            and not line.strip().startswith("Available options")]
+    message = " ".join(said) or type(err).__name__
+    return f"{message} (available: {', '.join(options)})" if options else message
+
+
+def check_cli_overrides(argv: Sequence[str], config_name: str = "config") -> None:
+    """Raise :class:`ConfigError` (one line) when the command line's overrides do not compose:
+    an unknown key (``data.downlaod=false``), a missing group option (``remedy=pack5``), bad
+    override syntax. Hydra reports these over several lines; a run would fail the same way.
+    Sweeps (-m), other Hydra flags and added search paths are left to Hydra."""
+    if any(a.startswith("-") or "hydra.searchpath" in a for a in argv):
+        return  # flags, or config groups from elsewhere: Hydra's own composition decides
+    overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        script = "train" if config_name == "config" else config_name
+        raise ConfigError(composition_message(err, script)) from None
+
+
+def check_cli(argv: Sequence[str]) -> None:
+    """Every check ``scripts/train.py`` makes before Hydra starts: the command line composes
+    (:func:`check_cli_overrides`; the other Hydra scripts call it alone), the sweep launcher
+    (:func:`check_cli_launcher`) and the run folder (:func:`check_cli_output_dir`)."""
+    check_cli_overrides(argv)
+    check_cli_launcher(argv)
+    check_cli_output_dir(argv)
+
+
+def keep_first_hydra_record(argv: Sequence[str]) -> list[str]:
+    """``argv``, plus ``hydra.output_subdir=.hydra/run-<n>`` when it runs in a folder that
+    already holds a run's ``.hydra/overrides.yaml``.
+
+    The first start's ``.hydra/`` (config and overrides) then stays as it was, and each later
+    start records its own command line in ``.hydra/run-2/``, ``.hydra/run-3/``, ... For
+    ``scripts/train.py``, before Hydra starts; a sweep (``-m``), a folder given with an
+    interpolation or an explicit ``hydra.output_subdir`` are left as they are.
+    """
+    args = list(argv)
+    if NO_JOB_FLAGS & set(args) or {"-m", "--multirun"} & set(args):
+        return args
+    if any(a.lstrip("+").startswith("hydra.output_subdir=") for a in args):
+        return args
+    given = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
+    if not given or "${" in given[-1]:
+        return args
+    record = Path(given[-1]) / ".hydra"
+    if not (record / "overrides.yaml").is_file():
+        return args
+    n = 2
+    while (record / f"run-{n}").exists():
+        n += 1
+    return [*args, f"hydra.output_subdir=.hydra/run-{n}"]

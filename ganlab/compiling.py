@@ -18,34 +18,17 @@ from ganlab.errors import ConfigError
 from ganlab.precision import device_type
 
 
-def check_update(enabled: bool, update: str) -> None:
-    """Raise ValueError for ``compile=true`` with ``update=simultaneous``.
-
-    The simultaneous update back-propagates D's graph twice (once for D's cost, once for
-    G's through it); a compiled backward frees ("donates") its saved activations and can run
-    only once.
-    """
-    if enabled and update == "simultaneous":
-        raise ValueError(
-            "compile=true works with update=alternating only (the simultaneous update "
-            "back-propagates D's graph twice, which a compiled backward cannot): set "
-            "compile=false, or update=alternating"
-        )
-
-
 def _probe(x: torch.Tensor) -> torch.Tensor:
     return torch.relu(x) * 2.0 + 1.0
 
 
 def check_compile(enabled: Any, accelerator: Any = "auto") -> None:
-    """Raise :class:`ConfigError` unless ``compile`` is a boolean and, when true,
-    ``torch.compile`` compiles and runs a tiny function on the run's device type.
+    """Raise :class:`ConfigError` unless, when ``enabled``, ``torch.compile`` compiles and
+    runs a tiny function on the run's device type.
 
     The probe takes seconds (tens on a cold cache); it runs only for ``compile=true``,
     which then spends longer compiling the networks anyway.
     """
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"compile={enabled!r} is not allowed: use compile=true or false")
     if not enabled:
         return
     device = device_type(accelerator)
@@ -66,15 +49,3 @@ def check_compile(enabled: Any, accelerator: Any = "auto") -> None:
             f"compile=true: torch.compile gave a wrong result on this {device} setup; "
             "set compile=false"
         )
-
-
-def check_config(cfg: Any) -> None:
-    """:func:`check_compile` on a composed run config (``validate_config`` calls it)."""
-    trainer = cfg.get("trainer") or {}
-    enabled = cfg.get("compile", False)
-    if isinstance(enabled, bool):
-        try:
-            check_update(enabled, cfg.get("update", "alternating"))
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-    check_compile(enabled, trainer.get("accelerator", "auto"))

@@ -1,56 +1,70 @@
-"""The GAN games of the NIPS 2016 tutorial (§3.2), all computed from discriminator logits.
+"""The games of the NIPS 2016 tutorial (§3.2): each is two costs, ``d_cost`` and ``g_cost``.
 
-Every cost takes the discriminator's *logit* ``a`` (``D = sigmoid(a)``) and uses the
-identities ``-log D = softplus(-a)`` and ``-log(1 - D) = softplus(a)``, so no cost ever
-evaluates ``log(sigmoid(.))`` and none saturates numerically in float32.
+A game is anything with the :class:`Game` protocol: D's cost from its logits on real and
+generated data, G's cost from D's output on G's samples, and the statistics worth logging
+for it. The logistic family (:class:`LogisticGame`: minimax, non-saturating,
+maximum-likelihood, feature matching) shares D's cost
+``J(D) = -d_scale * (E_x log D(x) + E_z log(1 - D(G(z))))`` with ``D = sigmoid(a)`` of the
+logit ``a``, and owns what only it has: the real-data target (``real_label``, one-sided label
+smoothing), ``d_scale`` and the probabilities D(x) it logs. Every cost uses
+``-log D = softplus(-a)`` and ``-log(1 - D) = softplus(a)``, so none evaluates
+``log(sigmoid(.))`` and none saturates numerically in float32.
 
-All games share the discriminator cost
-``J(D) = -d_scale * (E_x log D(x) + E_z log(1 - D(G(z))))``, with the tutorial's (and the
-paper's code's) ``d_scale = 1/2`` by default; they differ in the generator cost. The value of
-the minimax game, ``V(G, D) = E_x log D(x) + E_z log(1 - D(G(z)))`` (paper eq. 1), is
-:meth:`GANLoss.value`: it is -log 4 at the global optimum (paper Theorem 1).
+The value of the minimax game, ``V(G, D) = E_x log D(x) + E_z log(1 - D(G(z)))`` (paper eq.
+1), is :meth:`LogisticGame.value`: -log 4 at the global optimum (paper Theorem 1).
 """
 
 from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-class GANLoss:
-    """A game: the shared discriminator cost plus one generator cost.
+@runtime_checkable
+class Game(Protocol):
+    """What the update rules ask of a game.
 
-    Args:
-        scale: factor in front of the generator cost. The tutorial writes every generator
-            cost with 1/2; the paper's code uses 1 for the non-saturating game
-            (``experiment=paper_mnist`` sets it).
-        real_label: target for real data in the discriminator cost. 0.9 gives the
-            tutorial's one-sided label smoothing (§4.2); fakes are never smoothed.
-        d_scale: factor in front of the discriminator cost. 1/2 is the tutorial's and the
-            paper's code's (``d_obj = 0.5 * (...)``); 1 is the paper's Algorithm 1 as written
-            (D ascends the un-halved sum) and the DCGAN reference's sum of two BCE terms. With
-            one learning rate for both networks it sets how fast D learns relative to G.
+    ``uses_features``: G's cost reads D's features (``d(x, features=True)``) instead of its
+    logits; ``g_cost(fake, real)`` then gets the features of G's samples and of a real
+    minibatch, else D's logits on G's samples (``real`` None).
     """
 
-    def __init__(
-        self, scale: float = 0.5, real_label: float = 1.0, d_scale: float = 0.5
-    ) -> None:
-        if not 0.0 < real_label <= 1.0:
-            raise ValueError(
-                f"loss.real_label={real_label} is outside (0, 1]; use 1.0, or 0.9 for "
-                "one-sided label smoothing"
-            )
-        if not d_scale > 0.0:  # also refuses NaN
-            raise ValueError(
-                f"loss.d_scale={d_scale} must be positive; use 0.5 (the tutorial's and the "
-                "paper's code's) or 1.0 (the paper's Algorithm 1 as written)"
-            )
+    uses_features: bool
+
+    def d_cost(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor: ...
+
+    def g_cost(self, fake: Tensor, real: Tensor | None = None) -> Tensor: ...
+
+    def stats(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]: ...
+
+
+class LogisticGame:
+    """D is a classifier, ``D(x) = sigmoid(logit)``; subclasses give G's cost.
+
+    Args:
+        scale: factor in front of G's cost. The tutorial writes every generator cost with
+            1/2; the paper's code uses 1 for the non-saturating game.
+        real_label: target for real data in D's cost, in (0, 1]. 0.9 is the tutorial's
+            one-sided label smoothing (§4.2); fakes are never smoothed.
+        d_scale: factor in front of D's cost, > 0. 1/2 is the tutorial's and the paper's
+            code's (``d_obj = 0.5 * (...)``); 1 is the paper's Algorithm 1 as written and the
+            DCGAN reference's sum of two BCE terms. With one learning rate for both networks
+            it sets how fast D learns relative to G.
+
+    The ranges are checked with the run's config (:mod:`ganlab.config.schema`).
+    """
+
+    uses_features: bool = False
+
+    def __init__(self, scale: float = 0.5, real_label: float = 1.0, d_scale: float = 0.5) -> None:
         self.scale = float(scale)
         self.real_label = float(real_label)
         self.d_scale = float(d_scale)
 
-    def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    def d_cost(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """J(D) = -d_scale * (E log D(x) + E log(1 - D(G(z)))), with optional smoothing."""
         if self.real_label == 1.0:
             real_cost = F.softplus(-real_logits).mean()
@@ -58,6 +72,17 @@ class GANLoss:
             target = torch.full_like(real_logits, self.real_label)
             real_cost = F.binary_cross_entropy_with_logits(real_logits, target)
         return self.d_scale * (real_cost + F.softplus(fake_logits).mean())
+
+    def g_cost(self, fake: Tensor, real: Tensor | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def stats(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        """Mean D(x) on real and generated data, and the game's value V(G, D)."""
+        return {
+            "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
+            "value": self.value(real_logits, fake_logits),
+        }
 
     @staticmethod
     def value(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -71,18 +96,6 @@ class GANLoss:
                       for a in (real_logits, fake_logits))
         return -(F.softplus(-real).mean() + F.softplus(fake).mean())
 
-    #: whether the generator cost reads D's features (:meth:`feature_generator`) instead of
-    #: its logits; the update rules ask D for features only for such games
-    uses_features: bool = False
-
-    def generator(self, fake_logits: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def feature_generator(self, real_features: Tensor, fake_features: Tensor) -> Tensor:
-        """G's cost from D's features (B, F) of real and generated data (games with
-        ``uses_features``)."""
-        raise NotImplementedError(f"{type(self).__name__} reads logits, not features")
-
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(scale={self.scale}, real_label={self.real_label}, "
@@ -90,7 +103,7 @@ class GANLoss:
         )
 
 
-class Minimax(GANLoss):
+class Minimax(LogisticGame):
     """Zero-sum game: J(G) = -J(D) (when ``scale == d_scale``, as by default).
 
     Only the fake term of -J(D) depends on G, so this returns ``scale * E log(1 - D(G(z)))``
@@ -98,29 +111,29 @@ class Minimax(GANLoss):
     confidently rejects the samples, which is why it learns slowly early on.
     """
 
-    def generator(self, fake_logits: Tensor) -> Tensor:
-        return -self.scale * F.softplus(fake_logits).mean()
+    def g_cost(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        return -self.scale * F.softplus(fake).mean()
 
 
-class NonSaturating(GANLoss):
+class NonSaturating(LogisticGame):
     """Heuristic game: J(G) = -scale * E log D(G(z)); strong gradients when D rejects."""
 
-    def generator(self, fake_logits: Tensor) -> Tensor:
-        return self.scale * F.softplus(-fake_logits).mean()
+    def g_cost(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        return self.scale * F.softplus(-fake).mean()
 
 
-class MaxLikelihood(GANLoss):
+class MaxLikelihood(LogisticGame):
     """Maximum-likelihood game: J(G) = -scale * E exp(sigmoid^-1(D(G(z)))) = -scale * E exp(a).
 
     With an optimal D its expected gradient equals that of KL(p_data || p_g). Its variance is
     very high: a few samples with large logits dominate the batch.
     """
 
-    def generator(self, fake_logits: Tensor) -> Tensor:
-        return -self.scale * torch.exp(fake_logits).mean()
+    def g_cost(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        return -self.scale * torch.exp(fake).mean()
 
 
-class FeatureMatching(GANLoss):
+class FeatureMatching(LogisticGame):
     """Feature matching (Salimans et al. 2016, "Improved techniques for training GANs", §3.1;
     tutorial §5.4): G matches the mean of D's features on real data,
     ``J(G) = scale * mean_j (E_x f_j(x) - E_z f_j(G(z)))^2``, with ``f`` the input of D's
@@ -129,8 +142,7 @@ class FeatureMatching(GANLoss):
     ``train_mnist_feature_matching.py``: ``loss_gen = T.mean(T.square(mom_gen - mom_real))``)
     takes the mean over the F features, i.e. the norm / F, which keeps the cost's size
     independent of D's width; ganlab follows the code (``scale: 1``). The real features come
-    from the current D (after its k steps) on a real minibatch, without gradient
-    (:mod:`ganlab.updates`).
+    from the current D on a real minibatch, without gradient (:mod:`ganlab.training.costs`).
     """
 
     uses_features = True
@@ -138,20 +150,18 @@ class FeatureMatching(GANLoss):
     def __init__(self, scale: float = 1.0, real_label: float = 1.0, d_scale: float = 0.5) -> None:
         super().__init__(scale=scale, real_label=real_label, d_scale=d_scale)
 
-    def generator(self, fake_logits: Tensor) -> Tensor:
-        raise NotImplementedError(
-            "loss=feature_matching's generator cost reads D's features: call "
-            "feature_generator(real_features, fake_features)"
-        )
-
-    def feature_generator(self, real_features: Tensor, fake_features: Tensor) -> Tensor:
-        diff = real_features.mean(0) - fake_features.mean(0)
+    def g_cost(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        """``fake``/``real``: D's features (B, F) of G's samples and of real data."""
+        if real is None:
+            raise ValueError("loss=feature_matching's generator cost reads D's features of "
+                             "real data too: call g_cost(fake_features, real_features)")
+        diff = real.mean(0) - fake.mean(0)
         return self.scale * diff.square().mean()
 
 
 class AuxiliaryClassCost:
     """AC-GAN's class term (Odena et al. 2017, "Conditional image synthesis with auxiliary
-    classifier GANs", §3), added to a game's costs by the update rules.
+    classifier GANs", §3), added to a game's costs by :mod:`ganlab.training.costs`.
 
     D's auxiliary head predicts the class of what it sees; with ``L_C`` the log-likelihood of
     the right class, D maximises ``L_S + L_C`` and G ``L_C - L_S`` (``L_S`` the real/fake
@@ -169,16 +179,16 @@ class AuxiliaryClassCost:
         self.weight = float(weight)
         self.fakes = bool(fakes)
 
-    def discriminator(self, real_class_logits: Tensor, y_real: Tensor,
-                      fake_class_logits: Tensor | None = None,
-                      y_fake: Tensor | None = None) -> Tensor:
+    def d_cost(self, real_class_logits: Tensor, y_real: Tensor,
+               fake_class_logits: Tensor | None = None,
+               y_fake: Tensor | None = None) -> Tensor:
         """``weight * (CE(real) [+ CE(fake)])``: the fake term when its logits are given."""
         cost = F.cross_entropy(real_class_logits, y_real)
         if fake_class_logits is not None:
             cost = cost + F.cross_entropy(fake_class_logits, y_fake)
         return self.weight * cost
 
-    def generator(self, fake_class_logits: Tensor, y_fake: Tensor) -> Tensor:
+    def g_cost(self, fake_class_logits: Tensor, y_fake: Tensor) -> Tensor:
         """``weight * CE(fake)``: G is pushed to make samples D classifies as asked."""
         return self.weight * F.cross_entropy(fake_class_logits, y_fake)
 

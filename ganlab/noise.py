@@ -19,10 +19,6 @@ class NoisePrior:
     """
 
     def __init__(self, dim: int = 100, kind: str = "uniform") -> None:
-        if int(dim) < 1:
-            raise ValueError(f"noise.dim={dim} must be a positive integer")
-        if kind not in KINDS:
-            raise ValueError(f"noise.kind={kind!r} is not one of {KINDS}")
         self.dim = int(dim)
         self.kind = kind
         self.generator: torch.Generator | None = None

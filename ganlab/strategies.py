@@ -6,7 +6,7 @@ fails on the other network's unused parameters or, with ``find_unused_parameters
 searches the autograd graph for them and all-reduces (zero) gradient buckets of *both*
 networks: ``(k + 1) x (|G| + |D|)`` gradient bytes per training step. :class:`GANDDPStrategy`
 wraps the generator and the discriminator separately and hands the two wrappers to the
-:class:`~ganlab.module.GAN` (``use_replicas``), which calls a network through its wrapper
+:class:`~ganlab.training.module.GAN` (``use_replicas``), which calls a network through its wrapper
 exactly where that network's gradient is computed. A D step then all-reduces D's gradients
 only, a G step G's only, ``k x |D| + |G|`` bytes per training step, with no unused-parameter
 search; ``update=simultaneous`` (both networks from one forward pass, two backward passes)
@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from ganlab.compat import ddp_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,8 @@ class GANDDPStrategy(DDPStrategy):
     @property
     def plain_backward_and_step(self) -> bool:
         """Backward passes and optimizer steps need nothing from this strategy: the wrappers
-        reduce gradients from their own hooks (read by :mod:`ganlab.lightning_compat`)."""
-        return bool(self.replicas) and self._model_averager is None
+        reduce gradients from their own hooks (read by :mod:`ganlab.compat`)."""
+        return bool(self.replicas) and ddp_settings(self)["model_averager"] is None
 
     def configure_ddp(self) -> None:
         module = self.model
@@ -64,22 +66,23 @@ class GANDDPStrategy(DDPStrategy):
             super().configure_ddp()
             return
         _broadcast_other_states(module)
+        settings = ddp_settings(self)
         device_ids = self.determine_ddp_device_ids()
         # as Lightning does: build the wrappers on a side stream on GPUs
         ctx = torch.cuda.stream(torch.cuda.Stream()) if device_ids is not None else nullcontext()
         with ctx:
             self.replicas = {
                 name: DistributedDataParallel(getattr(module, name), device_ids=device_ids,
-                                              **self._ddp_kwargs)
+                                              **settings["kwargs"])
                 for name in NETWORKS
             }
         module.use_replicas(self.replicas["generator"], self.replicas["discriminator"])
-        if self._ddp_comm_hook is not None:
-            hook = self._ddp_comm_hook
-            if self._ddp_comm_wrapper is not None:
-                hook = self._ddp_comm_wrapper(hook)
+        if settings["comm_hook"] is not None:
+            hook = settings["comm_hook"]
+            if settings["comm_wrapper"] is not None:
+                hook = settings["comm_wrapper"](hook)
             for replica in self.replicas.values():
-                replica.register_comm_hook(state=self._ddp_comm_state, hook=hook)
+                replica.register_comm_hook(state=settings["comm_state"], hook=hook)
         log.debug("%s: G and D wrapped in separate DistributedDataParallel modules",
                   type(self).__name__)
 
@@ -107,29 +110,3 @@ for _name, _method in (("gan_ddp", "popen"), ("gan_ddp_spawn", "spawn")):
             _name, GANDDPStrategy, description=f"G and D in separate DDP wrappers ({_method})",
             start_method=_method,
         )
-
-
-class TrainingNetworks(NamedTuple):
-    """How a training step calls G and D: ``*_train`` where that network's gradient is
-    computed (and, under :class:`GANDDPStrategy`-style DDP, all-reduced), ``*_fixed`` where it
-    only passes values or gradients through (G under ``no_grad`` in D's step, D frozen in G's
-    step). With ``compile=true`` each is compiled; on one device ``*_train`` is ``*_fixed``."""
-
-    g_train: nn.Module
-    d_train: nn.Module
-    g_fixed: nn.Module
-    d_fixed: nn.Module
-
-
-def training_networks(generator: nn.Module, discriminator: nn.Module,
-                      replicas: tuple[nn.Module, nn.Module] | None,
-                      compile_networks: bool) -> TrainingNetworks:
-    """The four ways a training step calls a network, from the bare networks, their DDP
-    wrappers (``replicas``, or None on one device) and whether to ``torch.compile`` them."""
-    g, d = generator, discriminator
-    g_train, d_train = replicas or (g, d)
-    if compile_networks:
-        g, d = torch.compile(g), torch.compile(d)
-        g_train = g if replicas is None else torch.compile(g_train)
-        d_train = d if replicas is None else torch.compile(d_train)
-    return TrainingNetworks(g_train=g_train, d_train=d_train, g_fixed=g, d_fixed=d)

@@ -20,7 +20,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ganlab.cli import cli_errors, exit_on_user_error
+from ganlab.cli import check_cli_overrides, cli_errors, exit_on_user_error
 from ganlab.errors import ConfigError
 from ganlab.evaluation import aggregate_folds
 from ganlab.evaluation.conditional import balanced_labels, generator_classes
@@ -30,8 +30,7 @@ from ganlab.evaluation.records import write_with_history
 from ganlab.evaluation.suite import CONDITIONAL_METRICS, METRICS, SampleScorer, default_metrics
 from ganlab.plots.figure import save_figure
 from ganlab.plots.parzen import plot_valid_curve
-from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
-from ganlab.validate import check_cli_overrides
+from ganlab.run.restore import averaging_warning, expand_checkpoints, restore_run
 
 WEIGHTS = {"auto": None, "raw": False, "averaged": True}
 

@@ -21,7 +21,7 @@ from ganlab.errors import ConfigError
 from ganlab.plots.figure import save_figure
 from ganlab.plots.modes import mode_panels
 from ganlab.report import find_jobs, swept_keys
-from ganlab.restore import restore_run
+from ganlab.run.restore import restore_run
 
 #: samples the mode-coverage metric scores (PacGAN's protocol)
 N_SAMPLES = 2500

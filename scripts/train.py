@@ -7,10 +7,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ganlab.cli import cli_errors, exit_on_user_error
-from ganlab.run_files import keep_first_hydra_record
-from ganlab.train import train
-from ganlab.validate import check_cli
+from ganlab.cli import check_cli, cli_errors, exit_on_user_error, keep_first_hydra_record
+from ganlab.run.train import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

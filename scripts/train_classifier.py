@@ -14,9 +14,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ganlab.cli import cli_errors, exit_on_user_error
+from ganlab.cli import check_cli_overrides, cli_errors, exit_on_user_error
 from ganlab.evaluation.classifier import cache_path, save_classifier, train_classifier
-from ganlab.validate import check_cli_overrides
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train_classifier")

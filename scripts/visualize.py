@@ -13,14 +13,13 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from ganlab.cli import cli_errors, exit_on_user_error
+from ganlab.cli import check_cli_overrides, cli_errors, exit_on_user_error
 from ganlab.errors import ConfigError
 from ganlab.evaluation.conditional import balanced_labels, generator_classes
 from ganlab.networks.conditioning import check_class_index
 from ganlab.plots.paper import paper_figures
 from ganlab.plots.samples import draw_samples
-from ganlab.restore import averaging_warning, expand_checkpoints, restore_run
-from ganlab.validate import check_cli_overrides
+from ganlab.run.restore import averaging_warning, expand_checkpoints, restore_run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="visualize")

@@ -149,7 +149,7 @@ def small_mnist(tmp_path_factory) -> Path:
 
 
 def run_family(name: str, root: Path, run_dir: Path) -> dict:
-    from ganlab.train import train
+    from ganlab.run.train import train
 
     args = [*FAMILIES[name], *SHORT, "seed=3"]
     if name in NEEDS_MNIST:

@@ -23,8 +23,8 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 
+from ganlab.compat import logs_this_step
 from ganlab.errors import DivergenceError
-from ganlab.lightning_compat import logs_this_step
 
 log = logging.getLogger(__name__)
 

@@ -48,11 +48,6 @@ class SampleMetrics(GeneratorEvaluation):
         seed: int = 4321,
         at_end: bool = True,
     ) -> None:
-        if every_n_epochs < 0:
-            raise ValueError(f"metrics every_n_epochs={every_n_epochs} must be >= 0 (0: only "
-                             "at end)")
-        if n_samples < 2:
-            raise ValueError(f"metrics n_samples={n_samples} must be >= 2")
         self.every_n_epochs = int(every_n_epochs)
         self.n_samples = int(n_samples)
         self.metrics = metrics if isinstance(metrics, str) else list(metrics)

@@ -49,10 +49,6 @@ class ParzenEvaluation(GeneratorEvaluation):
         seed: int = 1234,
         at_end: bool = True,
     ) -> None:
-        if every_n_epochs < 0:
-            raise ValueError(f"eval every_n_epochs={every_n_epochs} must be >= 0 (0: only at end)")
-        if n_samples < 1:
-            raise ValueError(f"eval n_samples={n_samples} must be >= 1")
         self.every_n_epochs = int(every_n_epochs)
         self.n_samples = int(n_samples)
         self.n_valid = n_valid

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 from torch import Tensor
 
-from ganlab.lightning_compat import logs_this_step
+from ganlab.compat import logs_this_step
 
 
 class ProgressBar(TQDMProgressBar):

@@ -29,8 +29,6 @@ class SampleGrid(pl.Callback):
     """
 
     def __init__(self, every_n_epochs: int = 1, nrow: int = 10, dirname: str = "samples") -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"callbacks.samples.every_n_epochs={every_n_epochs} must be >= 1")
         self.every_n_epochs = int(every_n_epochs)
         self.nrow = int(nrow)
         self.dirname = dirname

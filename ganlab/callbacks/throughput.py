@@ -7,7 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from ganlab.lightning_compat import logs_this_step
+from ganlab.compat import logs_this_step
 
 
 class Throughput(pl.Callback):

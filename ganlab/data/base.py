@@ -223,29 +223,13 @@ class GANDataModule(pl.LightningDataModule):
         if shape is not None:
             self.shape = tuple(int(s) for s in shape)
         if output is not None:
-            if output not in ("sigmoid", "linear", "tanh"):
-                raise ValueError(
-                    f"data.output={output!r} is not one of 'sigmoid' (data in [0, 1]), "
-                    "'tanh' (data in [-1, 1]) or 'linear' (unbounded data)"
-                )
             self.output = output
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size} must be a positive integer")
-        if batches_per_step < 1:
-            raise ValueError(f"k={batches_per_step} must be a positive integer")
         self.batch_size = int(batch_size)
         self.batches_per_step = int(batches_per_step)
         self.on_device = on_device
         self.num_workers = num_workers
         self.shuffle_seed = int(torch.initial_seed() if shuffle_seed is None else shuffle_seed)
         self.splits: dict[str, Tensor] = {}
-        if not isinstance(labels, bool):
-            raise ConfigError(f"data.labels={labels!r} must be true or false")
-        if n_labels is not None and (isinstance(n_labels, bool) or int(n_labels) < 1):
-            raise ConfigError(f"data.n_labels={n_labels!r} must be a positive integer, or "
-                              "null for every training example labelled")
-        if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
-            raise ConfigError(f"data.num_classes={num_classes!r} must be a positive integer")
         self.use_labels = labels
         self.n_labels = None if n_labels is None else int(n_labels)
         self.label_seed = self.shuffle_seed if label_seed is None else int(label_seed)

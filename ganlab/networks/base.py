@@ -24,6 +24,15 @@ class Discriminator(nn.Module):
     #: False when an example's logit depends on the other examples of its batch (minibatch
     #: features, packing): D(x) of single points (the toy plots' contours) is then undefined
     per_example: bool = True
+    #: what the training step must hand it (read by :mod:`ganlab.training.labels`): the class
+    #: of each example as ``d(x, y)`` (conditional D), class logits beside the real/fake logit
+    #: with ``classes=True`` (AC-GAN), or the (n+1)-class semi-supervised D
+    takes_labels: bool = False
+    predicts_classes: bool = False
+    semi_supervised: bool = False
+    #: whether the first layer takes the flattened example, so a class code can be
+    #: concatenated to it (``condition.discriminator=concat``)
+    flat_input: bool = False
 
     def init_from_data(self, train: Tensor) -> None:
         """Set the weight-normalised layers' scales and biases from the first training rows

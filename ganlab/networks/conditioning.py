@@ -95,13 +95,13 @@ class ConditionalGenerator(nn.Module):
     float (B, n) mixture of class codes (:meth:`code`), for interpolating across classes.
     """
 
+    #: the training step calls it as ``g(z, y)`` (:mod:`ganlab.training.labels`)
+    takes_labels = True
+
     def __init__(self, base: nn.Module, num_classes: int, embed_dim: int | None = None) -> None:
         super().__init__()
         self.base = base
         self.num_classes = _check_classes(num_classes)
-        if embed_dim is not None and (isinstance(embed_dim, bool) or int(embed_dim) < 1):
-            raise ConfigError(f"condition.embed_dim={embed_dim!r} must be a positive integer "
-                              "or null (one-hot)")
         self.embed = None if embed_dim is None else nn.Embedding(self.num_classes, int(embed_dim))
         self.code_dim = self.num_classes if embed_dim is None else int(embed_dim)
         base_dim = int(getattr(base, "noise_dim", 0))
@@ -160,6 +160,8 @@ class ConcatDiscriminator(_Wrapper):
     inputs); MLP and maxout discriminators flatten their input first, so they take it as is.
     """
 
+    takes_labels = True
+
     def __init__(self, base: nn.Module, num_classes: int) -> None:
         super().__init__()
         self.base = _check_base(base)
@@ -178,6 +180,8 @@ class ProjectionDiscriminator(_Wrapper):
     The embedding (n, F) starts at N(0, 0.02²) (DCGAN's scale), so the class term starts
     small and the network starts close to the unconditional one.
     """
+
+    takes_labels = True
 
     def __init__(self, base: nn.Module, num_classes: int) -> None:
         super().__init__()
@@ -204,6 +208,8 @@ class AuxiliaryClassifier(_Wrapper):
     conditional G, on fakes with their sampled y for G, as AC-GAN does).
     """
 
+    predicts_classes = True
+
     def __init__(self, base: nn.Module, num_classes: int) -> None:
         super().__init__()
         self.base = _check_base(base)
@@ -227,6 +233,8 @@ class ClassDiscriminator(Discriminator):
     the supervised cross-entropy on labelled data), ``features=True`` the base's features
     (feature matching). ``y`` is unused.
     """
+
+    semi_supervised = True
 
     def __init__(self, base: nn.Module, num_classes: int) -> None:
         super().__init__()

@@ -39,9 +39,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from ganlab.errors import ConfigError
@@ -180,25 +177,3 @@ def add_minibatch_features(
     body, head = layers[:cut], layers[cut:-1]
     mb = MinibatchFeatures(width, kernels, dim, form)
     return [*body, mb, *head, nn.Linear(mb.out_features, 1)], head_size + 1
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` before a run when ``arch.discriminator.minibatch_features``
-    cannot work: a malformed setting, or a discriminator without a hidden layer (asked of the
-    discriminator itself, built on the meta device: no memory, milliseconds)."""
-    node = OmegaConf.select(cfg, "arch.discriminator", default=None)
-    if not isinstance(node, DictConfig) or node.get("minibatch_features") is None:
-        return
-    value = node.minibatch_features
-    if isinstance(value, DictConfig):
-        value = OmegaConf.to_container(value, resolve=True)
-    minibatch_spec(value)
-    try:
-        with torch.device("meta"):
-            instantiate(node)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, ConfigError):
-            raise ConfigError(str(cause)) from None
-    except Exception:  # noqa: BLE001 - other problems are the shape checks' to report
-        return

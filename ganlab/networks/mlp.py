@@ -136,6 +136,8 @@ class MLPDiscriminator(Discriminator):
     start (:meth:`~ganlab.networks.base.Discriminator.init_from_data`; needs ``irange: null``).
     """
 
+    flat_input = True  # flattens its input first: a class code can be concatenated
+
     def __init__(
         self,
         shape: Sequence[int],
@@ -207,6 +209,8 @@ class MaxoutDiscriminator(Discriminator):
     ``minibatch_features={kernels, dim}`` adds Salimans et al.'s minibatch features in front
     of the output layer (:mod:`ganlab.networks.minibatch`; needs a maxout layer).
     """
+
+    flat_input = True  # flattens its input first: a class code can be concatenated
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ is per device), so packs never straddle ranks.
 
 ``pack_batch`` says what ``data.batch_size`` counts. ``examples`` (the default): a minibatch
 of ``batch_size`` examples makes ``batch_size / m`` packs, so ``pack`` must divide it (checked
-before a run starts, :func:`check_config`). ``packs``: a minibatch of ``batch_size`` packs, as
+before a run starts, :mod:`ganlab.config.rules`). ``packs``: a minibatch of ``batch_size`` packs, as
 PacGAN's code trains (its 2-D datasets hold packs as rows, its G is called m times per
 step): the loader reads ``batch_size * m`` examples and G draws as many samples
 (:func:`rows_per_minibatch`), so D sees as many packs per step as the unpacked D sees
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
@@ -36,20 +35,10 @@ from ganlab.networks.base import Discriminator
 log = logging.getLogger(__name__)
 
 
-def check_pack(pack: Any) -> int:
-    """``pack`` as an int, or :class:`ConfigError` (one line) when it is not an integer >= 1."""
-    if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
-        raise ConfigError(
-            f"pack={pack!r} is not allowed: it is PacGAN's m, the number of examples D judges "
-            "together, an integer >= 1 (1: no packing)"
-        )
-    return int(pack)
-
-
 def packed_shape(shape: Sequence[int], m: int) -> tuple[int, ...]:
     """The shape of one pack of ``m`` examples of ``shape``: (d,) -> (m*d,); (C, H, W) ->
     (m*C, H, W) (examples stacked along the first axis)."""
-    m = check_pack(m)
+    m = int(m)
     shape = tuple(int(s) for s in shape)
     if not shape:
         raise ValueError("packed_shape needs the shape of one example, got ()")
@@ -77,7 +66,7 @@ class PackedDiscriminator(Discriminator):
     def __init__(self, inner: nn.Module, m: int) -> None:
         super().__init__()
         self.inner = inner
-        self.m = check_pack(m)
+        self.m = int(m)
         self._warned = False
 
     def forward(self, x: Tensor, features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
@@ -118,47 +107,13 @@ class PackedDiscriminator(Discriminator):
         return f"m={self.m}"
 
 
-#: what ``data.batch_size`` may count when ``pack`` > 1 (module docstring)
-PACK_BATCH = ("examples", "packs")
-
-
-def check_pack_batch(value: Any) -> str:
-    """``pack_batch`` as given, or :class:`ConfigError` (one line) when it is not one of
-    :data:`PACK_BATCH`."""
-    if value not in PACK_BATCH:
-        raise ConfigError(
-            f"pack_batch={value!r} is not allowed: use examples (data.batch_size examples a step, "
-            "packed inside the minibatch) or packs (data.batch_size packs a step, PacGAN's code)"
-        )
-    return str(value)
-
-
 def rows_per_minibatch(cfg: DictConfig) -> int | None:
     """Examples per minibatch the loader must read when that is not ``data.batch_size``:
     ``data.batch_size * pack`` with ``pack_batch=packs`` and ``pack`` > 1; None otherwise
     (the data config's own batch size, or its class default, stands)."""
-    pack = check_pack(OmegaConf.select(cfg, "pack", default=1))
-    packs = check_pack_batch(OmegaConf.select(cfg, "pack_batch", default="examples")) == "packs"
+    pack = int(OmegaConf.select(cfg, "pack", default=1))
+    packs = OmegaConf.select(cfg, "pack_batch", default="examples") == "packs"
     batch = OmegaConf.select(cfg, "data.batch_size", default=None)
     if not packs or pack == 1 or batch is None:
         return None
     return int(batch) * pack
-
-
-def check_config(cfg: DictConfig) -> None:
-    """``pack`` is an integer >= 1, ``pack_batch`` one of :data:`PACK_BATCH`, and with
-    ``pack_batch=examples`` ``pack`` divides ``data.batch_size`` (every minibatch D sees, real
-    or generated, splits into whole packs); raises :class:`ConfigError` otherwise."""
-    pack = OmegaConf.select(cfg, "pack", default=None)
-    if pack is None:
-        return
-    pack = check_pack(pack)
-    if check_pack_batch(OmegaConf.select(cfg, "pack_batch", default="examples")) == "packs":
-        return
-    batch = OmegaConf.select(cfg, "data.batch_size", default=None)
-    if isinstance(batch, int) and batch % pack:
-        raise ConfigError(
-            f"pack={pack} is not allowed with data.batch_size={batch}: each minibatch (real, "
-            f"and the generator's batch_size samples) must split into packs of {pack}; choose "
-            f"a batch size that is a multiple of {pack}, or pack_batch=packs"
-        )

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 from matplotlib.figure import Figure
 
-from ganlab.losses import GANLoss, MaxLikelihood, Minimax, NonSaturating
+from ganlab.losses import LogisticGame, MaxLikelihood, Minimax, NonSaturating
 from ganlab.plots.figure import new_figure
 
 __all__ = ["COST_STYLES", "cost_curves", "default_losses"]
@@ -19,7 +19,7 @@ COST_STYLES = {
 }
 
 
-def default_losses() -> dict[str, GANLoss]:
+def default_losses() -> dict[str, LogisticGame]:
     """The tutorial's three games, keyed by Figure 16's legend labels."""
     return {
         "Minimax": Minimax(),
@@ -28,11 +28,11 @@ def default_losses() -> dict[str, GANLoss]:
     }
 
 
-def cost_curves(losses: Mapping[str, GANLoss] | None = None, n: int = 500) -> Figure:
+def cost_curves(losses: Mapping[str, LogisticGame] | None = None, n: int = 500) -> Figure:
     """Tutorial Figure 16: each game's generator cost J(G) for one sample, as a function of
     D(G(z)) in (0, 1).
 
-    The curves are computed by the project's own loss classes, each ``loss.generator``
+    The curves are computed by the project's own loss classes, each ``loss.g_cost``
     called on the single logit sigmoid^-1(D), so the plot checks the code rather than a
     re-typed formula. It shows why the minimax game learns slowly: its cost is flat where
     D confidently rejects the samples (D(G(z)) near 0), on the left, where the
@@ -49,7 +49,7 @@ def cost_curves(losses: Mapping[str, GANLoss] | None = None, n: int = 500) -> Fi
     ax = fig.add_subplot()
     with torch.no_grad():
         for i, (label, loss) in enumerate(losses.items()):
-            cost = torch.stack([loss.generator(a.reshape(1)) for a in logits])
+            cost = torch.stack([loss.g_cost(a.reshape(1)) for a in logits])
             style = COST_STYLES.get(label, {"color": f"C{i}", "ls": "-"})
             ax.plot(d.numpy(), cost.numpy(), lw=2, label=label, **style)
     ax.axhline(0.0, color="0.75", lw=0.6, zorder=0)

@@ -1,11 +1,12 @@
-"""How classes enter a GAN's training step (issue 14): decided once, from the networks.
+"""How classes enter a training step, read once from what the networks declare.
 
 A conditional GAN (Mirza & Osindero 2014) gives G and D the class: G(z, y) draws an example of
 class y, D(x, y) judges whether x is a real example of class y. An AC-GAN discriminator
-(Odena et al. 2017) predicts the class instead, beside its real/fake logit. Which network
-takes what follows from the network types that :func:`ganlab.build.wrap_conditional` built,
-so :func:`label_plan` reads it off them once and the update rules (:mod:`ganlab.updates`)
-keep the answer: an unconditional run pays for none of this per step.
+(Odena et al. 2017) predicts the class instead, beside its real/fake logit. Each network says
+which it is (``takes_labels``, ``predicts_classes``; :mod:`ganlab.networks.base`), so
+:func:`label_plan` reads the answer once and every update rule calls the networks through
+:meth:`LabelPlan.generate` and :meth:`LabelPlan.judge`: an unconditional run pays for none of
+this per step.
 
 Fake labels are drawn from the run's noise stream right after z
 (:meth:`ganlab.noise.NoisePrior.sample_classes`), uniformly over the classes, so a resumed run
@@ -14,7 +15,7 @@ draws the very labels the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +24,7 @@ from torch import Tensor, nn
 
 from ganlab.errors import ConfigError
 from ganlab.losses import AuxiliaryClassCost
-from ganlab.networks.conditioning import (
-    AuxiliaryClassifier,
-    ConcatDiscriminator,
-    ConditionalGenerator,
-    ProjectionDiscriminator,
-    check_class_index,
-)
-
-#: discriminators called as d(x, y)
-CONDITIONAL_D = (ConcatDiscriminator, ProjectionDiscriminator)
+from ganlab.networks.conditioning import check_class_index
 
 
 @dataclass(frozen=True)
@@ -41,9 +33,9 @@ class LabelPlan:
 
     Attributes:
         num_classes: the number of classes (None: no network reads one).
-        g_takes_y: G is called as g(z, y) (a :class:`ConditionalGenerator`).
+        g_takes_y: G is called as g(z, y).
         d_takes_y: D is called as d(x, y) (concatenation or projection).
-        class_cost: AC-GAN's class cross-entropy (an :class:`AuxiliaryClassifier` D), else None.
+        class_cost: AC-GAN's class cross-entropy (a D that predicts classes), else None.
     """
 
     num_classes: int | None = None
@@ -61,15 +53,13 @@ class LabelPlan:
         """Whether each step draws classes for G's samples (G or D reads them)."""
         return self.g_takes_y or self.d_takes_y
 
+    def generate(self, g: Callable[..., Tensor], z: Tensor, y: Tensor | None) -> Tensor:
+        """G's samples: ``g(z, y)`` for a conditional G, else ``g(z)``."""
+        return g(z, y) if self.g_takes_y else g(z)
 
-def check_weight(weight: Any, key: str = "weight",
-                 what: str = "the class cost's weight must be a number >= 0 (AC-GAN: 1.0)"
-                 ) -> float:
-    """``condition.<key>`` (a cost's weight) as a float, or :class:`ConfigError` naming it."""
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
-            math.isfinite(weight) and weight >= 0):
-        raise ConfigError(f"condition.{key}={weight!r} is not allowed: {what}")
-    return float(weight)
+    def judge(self, d: Callable[..., Any], x: Tensor, y: Tensor | None, **kwargs: Any) -> Any:
+        """What D says of ``x``: ``d(x, y, ...)`` for a conditional D, else ``d(x, ...)``."""
+        return d(x, y, **kwargs) if self.d_takes_y else d(x, **kwargs)
 
 
 def label_plan(generator: nn.Module, discriminator: nn.Module, weight: float = 1.0) -> LabelPlan:
@@ -80,15 +70,15 @@ def label_plan(generator: nn.Module, discriminator: nn.Module, weight: float = 1
     data only (the tutorial's §4.1 variant: "training the discriminator to recognize specific
     classes of real objects").
     """
-    g_y = isinstance(generator, ConditionalGenerator)
-    d_y = isinstance(discriminator, CONDITIONAL_D)
-    aux = isinstance(discriminator, AuxiliaryClassifier)
+    g_y = bool(getattr(generator, "takes_labels", False))
+    d_y = bool(getattr(discriminator, "takes_labels", False))
+    aux = bool(getattr(discriminator, "predicts_classes", False))
     sizes = {int(net.num_classes) for net, used in ((generator, g_y), (discriminator, d_y or aux))
              if used}
     if len(sizes) > 1:
         raise ConfigError(f"G and D are built for different numbers of classes {sorted(sizes)}:"
                           " set data.num_classes")
-    cost = AuxiliaryClassCost(check_weight(weight), fakes=g_y) if aux else None
+    cost = AuxiliaryClassCost(weight, fakes=g_y) if aux else None
     return LabelPlan(num_classes=sizes.pop() if sizes else None, g_takes_y=g_y, d_takes_y=d_y,
                      class_cost=cost)
 
@@ -106,7 +96,7 @@ def fixed_labels(num_classes: int, n: int = 100) -> Tensor:
 
 
 def sample_labels(y: Tensor | None, n: int, num_classes: int | None) -> Tensor | None:
-    """``y`` checked for :meth:`ganlab.module.GAN.sample` (None: drawn there)."""
+    """``y`` checked for :meth:`ganlab.training.module.GAN.sample` (None: drawn there)."""
     if y is None:
         return None
     if num_classes is None:

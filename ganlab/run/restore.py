@@ -10,10 +10,10 @@ import torch
 from omegaconf import OmegaConf
 
 from ganlab.build import build_datamodule, build_gan
-from ganlab.checkpoint import average_checkpoints, check_compatible, load_checkpoint
 from ganlab.data.base import GANDataModule
 from ganlab.errors import CheckpointError, MissingDataError
-from ganlab.module import GAN
+from ganlab.run.checkpoints import average_checkpoints, check_compatible, load_checkpoint
+from ganlab.training.module import GAN
 
 
 def restore_run(

@@ -1,5 +1,8 @@
 """The one place ganlab relies on Lightning internals or on what its methods do inside.
 
+Every use of a private Lightning name is here, so a Lightning upgrade that moves one breaks
+one function (and ``tests/test_compat.py``), not training.
+
 Lightning offers no public way to ask whether the current batch's logged values will be
 written (every ``trainer.log_every_n_steps``); its own callbacks (``LearningRateMonitor``,
 ``ThroughputMonitor``) read the logger connector for it. ganlab does the same, here only, so
@@ -12,12 +15,17 @@ that both paths train to bit-identical weights and step counts).
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 from pytorch_lightning.profilers import PassThroughProfiler
 from pytorch_lightning.strategies import SingleDeviceStrategy, Strategy
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 
 def logs_this_step(trainer: pl.Trainer | None) -> bool:
@@ -95,3 +103,76 @@ def optimizer_step(optimizer: Any) -> None:
     optimizer.optimizer.step()
     optimizer._on_after_step()
 
+
+
+def attached_trainer(module: pl.LightningModule) -> pl.Trainer | None:
+    """The module's trainer, or None outside a fit (``module.trainer`` raises then)."""
+    return module._trainer
+
+
+def train_progress_bar(bar: Any) -> Any:
+    """The tqdm bar of a ``TQDMProgressBar`` callback during training (None before)."""
+    return bar._train_progress_bar
+
+
+def reruns_command_line(trainer: pl.Trainer) -> bool:
+    """Whether the strategy starts its other processes by re-running ``sys.argv``."""
+    return isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher)
+
+
+def ddp_settings(strategy: Any) -> dict[str, Any]:
+    """What a ``DDPStrategy`` was configured with, for building DDP wrappers of its own:
+    the ``DistributedDataParallel`` keyword arguments, the communication hook (with its
+    state and wrapper) and the model averager."""
+    return {"kwargs": strategy._ddp_kwargs, "comm_hook": strategy._ddp_comm_hook,
+            "comm_state": strategy._ddp_comm_state, "comm_wrapper": strategy._ddp_comm_wrapper,
+            "model_averager": strategy._model_averager}
+
+
+class _ContinuingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued.
+
+    Lightning's deletes it. Here the rows of the earlier start are kept up to the first step
+    this start logs (the rows after it came from the steps that are now trained again, after
+    resuming from an older checkpoint), and the header becomes the union of both.
+    """
+
+    def _check_log_dir_exists(self) -> None:
+        self._continues = self._fs.isfile(self.metrics_file_path)
+
+    def save(self) -> None:
+        if getattr(self, "_continues", False) and self.metrics:
+            self._continues = False
+            first = min(float(row["step"]) for row in self.metrics)
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                reader = csv.DictReader(file)
+                old_keys = list(reader.fieldnames or [])
+                kept = [row for row in reader if _step(row) < first]
+            new_keys = set().union(*self.metrics)
+            self.metrics_keys = sorted(set(old_keys) | set(self.metrics_keys) | new_keys)
+            with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(kept)
+        super().save()
+
+
+def _step(row: dict[str, Any]) -> float:
+    try:
+        return float(row.get("step") or "-inf")
+    except ValueError:
+        return float("-inf")
+
+
+class ContinuingCSVLogger(CSVLogger):
+    """Lightning's CSV logger whose ``metrics.csv`` a later start continues
+    (:class:`_ContinuingWriter`) instead of deleting it."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is not None:
+            return self._experiment
+        self._fs.makedirs(self.root_dir, exist_ok=True)
+        self._experiment = _ContinuingWriter(log_dir=self.log_dir)
+        return self._experiment

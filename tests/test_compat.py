@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 
 from conftest import compose
 from ganlab.build import build_datamodule, build_gan
-from ganlab.lightning_compat import logs_this_step
+from ganlab.compat import logs_this_step
 
 
 class Record(pl.Callback):

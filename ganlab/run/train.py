@@ -11,10 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab.build import build_callbacks, build_datamodule, build_gan, load_data
 from ganlab.callbacks.guards import InterruptCheckpoint, last_good_checkpoint
-from ganlab.checkpoint import check_compatible, load_checkpoint
-from ganlab.launch import check_launch, resolve_ckpt_path
-from ganlab.loggers import build_loggers
-from ganlab.run_files import (
+from ganlab.config.rules import check_config
+from ganlab.run.checkpoints import check_compatible, load_checkpoint
+from ganlab.run.files import (
     METRICS_FILE,
     ReportProgress,
     clear_failure,
@@ -22,8 +21,10 @@ from ganlab.run_files import (
     scalar_metrics,
     write_metrics,
 )
-from ganlab.validate import check_output_dir, min_free_mb, validate_config
-from ganlab.wandb_setup import apply_wandb_fallback
+from ganlab.run.launch import check_launch, resolve_ckpt_path
+from ganlab.run.loggers import build_loggers
+from ganlab.run.output import check_output_dir, min_free_mb
+from ganlab.run.wandb_setup import apply_wandb_fallback
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
-    validate_config(cfg)
+    check_config(cfg)  # every setting, and the networks on the meta device: no data read
     output_dir = check_output_dir(cfg.paths.output_dir, min_free_mb(cfg))
     apply_wandb_fallback(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)

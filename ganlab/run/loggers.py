@@ -20,6 +20,8 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.compat import ContinuingCSVLogger
+
 log = logging.getLogger(__name__)
 
 #: override keys that never name a run: where things are, not what is run
@@ -104,3 +106,16 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
         loggers.append(instantiate(conf))
         log.info("logger %s: %s", name, conf._target_)
     return loggers
+
+
+class RunCSVLogger(ContinuingCSVLogger):
+    """``<save_dir>/<name>/version_0/metrics.csv``, one per run folder, continued on resume.
+
+    Left alone, Lightning's CSV logger would start ``csv/version_1`` beside ``version_0`` when
+    a run is resumed in its folder, and delete an existing ``metrics.csv`` of the same version;
+    a run folder holds one run, and a resume continues its log.
+    """
+
+    def __init__(self, save_dir: str | Path, name: str = "csv", version: int | str = 0,
+                 **kwargs: Any) -> None:
+        super().__init__(save_dir, name=name, version=version, **kwargs)
