@@ -20,8 +20,8 @@ from ganlab.cli import exit_on_user_error
 from ganlab.errors import ConfigError
 from ganlab.plots.figure import save_figure
 from ganlab.plots.modes import mode_panels
-from ganlab.report import find_jobs, swept_keys
 from ganlab.run.restore import restore_run
+from ganlab.sweep import find_jobs, swept_keys
 
 #: samples the mode-coverage metric scores (PacGAN's protocol)
 N_SAMPLES = 2500

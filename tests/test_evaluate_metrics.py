@@ -10,8 +10,10 @@ import statistics
 import pytest
 import yaml
 
-from conftest import run_script, run_train
-from ganlab import report
+from conftest import load_script, run_script, run_train
+from ganlab.sweep import format_mean_se
+
+report = load_script("report")  # the command line, called in-process
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
 
@@ -66,7 +68,7 @@ def test_report_shows_sample_metrics_beside_parzen(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| loss | runs | parzen/test_ll | fid | avg_fid |" in out
     se = statistics.stdev([10.0, 14.0]) / 2 ** 0.5
-    assert f"| minimax | 2 | 200.50 ± 0.50 | {report.format_mean_se(12.0, se)} |" in out
+    assert f"| minimax | 2 | 200.50 ± 0.50 | {format_mean_se(12.0, se)} |" in out
     with open(root / "report.csv") as f:
         rows = list(csv.DictReader(f))
     fid_rows = [r for r in rows if r["metric"] == "metrics/fid"]

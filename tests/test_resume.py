@@ -353,8 +353,8 @@ def test_resume_in_the_same_folder_keeps_the_first_record(tmp_path):
     import yaml
 
     from conftest import run_train
-    from ganlab.report import load_job
     from ganlab.run_files import keep_first_hydra_record
+    from ganlab.sweep import load_job
 
     run_dir = tmp_path / "run"
     quick = ["debug=tiny", "data=ring", "data.n_train=200", "logger=csv",

@@ -17,8 +17,17 @@ import pytest
 import yaml
 from hydra.core.hydra_config import HydraConfig
 
-from conftest import compose, run_script, run_train
-from ganlab import report
+from conftest import compose, load_script, run_script, run_train
+from ganlab.sweep import (
+    find_jobs,
+    format_mean_se,
+    learning_curves,
+    logged_epochs,
+    parse_overrides,
+    summarize,
+)
+
+report = load_script("report")  # the command line, called in-process
 
 TINY = ["debug=tiny", "data=ring", "data.n_train=300", "trainer.max_epochs=1", "logger=csv",
         "callbacks.parzen.n_samples=300"]
@@ -159,12 +168,12 @@ def test_report_groups_by_swept_options_and_averages_over_seeds(tmp_path, capsys
 
 
 def test_report_helpers():
-    assert report.parse_overrides(["loss=minimax", "+x.y=[1,2]", "~z", "++w=a=b"]) == {
+    assert parse_overrides(["loss=minimax", "+x.y=[1,2]", "~z", "++w=a=b"]) == {
         "loss": "minimax", "x.y": "[1,2]", "z": "~", "w": "a=b"}
-    assert report.format_mean_se(225.04, 2.1) == "225.0 ± 2.1"
-    assert report.format_mean_se(2057.0, 26.0) == "2057 ± 26"
-    assert report.format_mean_se(-3.81934, 0.00384) == "-3.8193 ± 0.0038"
-    assert report.format_mean_se(float("nan"), float("nan")) == "—"
+    assert format_mean_se(225.04, 2.1) == "225.0 ± 2.1"
+    assert format_mean_se(2057.0, 26.0) == "2057 ± 26"
+    assert format_mean_se(-3.81934, 0.00384) == "-3.8193 ± 0.0038"
+    assert format_mean_se(float("nan"), float("nan")) == "—"
 
 
 def test_report_warns_when_parzen_sigma_is_at_the_edge_of_its_grid(tmp_path, capsys):
@@ -194,7 +203,7 @@ def test_report_survives_a_metric_that_is_not_finite(tmp_path):
     for num, seed in enumerate((0, 1)):
         fake_job(tmp_path, num, [f"seed={seed}"],
                  metrics={"parzen/test_ll": 1.0 + seed, "metrics/reverse_kl": math.nan})
-    keys, rows = report.summarize(report.find_jobs(tmp_path), "metrics/reverse_kl")
+    keys, rows = summarize(find_jobs(tmp_path), "metrics/reverse_kl")
     assert len(rows) == 1 and math.isnan(rows[0].mean) and math.isnan(rows[0].se)
 
 
@@ -277,9 +286,8 @@ def test_report_curve_draws_each_rows_mean_and_se_against_epochs(tmp_path, capsy
                                    for e, m in enumerate(modes)])
     fake_job(root, 4, ["remedy=pack2", "seed=2"], error="training diverged")  # never counted
 
-    jobs = report.find_jobs(root)
-    curves = report.learning_curves(jobs, "metrics/modes",
-                                    [report.logged_epochs(j.path) for j in jobs])
+    jobs = find_jobs(root)
+    curves = learning_curves(jobs, "metrics/modes", [logged_epochs(j.path) for j in jobs])
     by_row = {c.setting["remedy"]: c for c in curves}
     none, pack2 = by_row["none"], by_row["pack2"]
     assert none.runs == 2 and none.epochs == [1, 2, 3]
@@ -309,9 +317,9 @@ def test_report_curve_against_training_steps(tmp_path, capsys):
         fake_csv(root / str(num), [row for e in range(3) for row in (
             {"epoch": e, "step": per_epoch * e + 3, "train/loss_d": 0.5},
             {"epoch": e, "step": per_epoch * (e + 1) - 1, "metrics/modes": 2.0 * e})])
-    jobs = report.find_jobs(root)
-    rows = {c.setting["remedy"]: c for c in report.learning_curves(
-        jobs, "metrics/modes", [report.logged_epochs(j.path) for j in jobs])}
+    jobs = find_jobs(root)
+    rows = {c.setting["remedy"]: c for c in learning_curves(
+        jobs, "metrics/modes", [logged_epochs(j.path) for j in jobs])}
     assert rows["none"].steps == [10, 20, 30] and rows["none"].epochs == [1, 2, 3]
     assert rows["pack2"].steps == [20, 40, 60]
     png = tmp_path / "steps.png"
@@ -356,7 +364,7 @@ def test_a_folder_of_links_to_chosen_jobs_is_reported_like_a_sweep(tmp_path, cap
     (picked / "b0").symlink_to(tmp_path / "b" / "0")
     (picked / "b0-again").symlink_to(tmp_path / "b" / "0")
     (picked / "loop").symlink_to(picked)
-    jobs = report.find_jobs(picked)
+    jobs = find_jobs(picked)
     assert sorted(j.overrides["seed"] for j in jobs) == ["0", "1"]
     assert report.main([str(picked)]) == 0
     assert "| all | 2 | 25.0 ± 5.0 | seeds | 0 |" in capsys.readouterr().out  # (20 + 30) / 2

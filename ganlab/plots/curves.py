@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ganlab.plots.figure import new_figure
-from ganlab.report import Curve
+from ganlab.sweep import Curve
 
 __all__ = ["plot_learning_curves"]
 
