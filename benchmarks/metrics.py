@@ -33,11 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 from ganlab.evaluation import fid, kid, manifold_metrics  # noqa: E402
-from ganlab.evaluation.classifier import (  # noqa: E402
-    ClassifierFeatures,
-    SmallCNN,
-    load_classifier,
-)
+from ganlab.evaluation.classifier import SmallCNN, load_classifier  # noqa: E402
+from ganlab.evaluation.features import ClassifierFeatures  # noqa: E402
 from ganlab.evaluation.manifold import DEFAULT_BLOCK  # noqa: E402
 
 

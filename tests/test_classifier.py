@@ -12,12 +12,12 @@ from conftest import run_script
 from ganlab.data import MNIST, FashionMNIST
 from ganlab.evaluation import ClassifierError, class_coverage, classifier_score
 from ganlab.evaluation.classifier import (
-    ClassifierFeatures,
     cache_path,
     load_classifier,
     save_classifier,
     train_classifier,
 )
+from ganlab.evaluation.features import ClassifierFeatures
 
 
 @pytest.fixture(scope="module")

@@ -267,7 +267,7 @@ def test_batches_are_slices_of_torchs_order_made_on_the_data_device():
     of torch's ``DistributedSampler`` (runs before this change reproduce bit for bit)."""
     from torch.utils.data import DistributedSampler
 
-    from ganlab.data.base import ResumableSampler
+    from ganlab.data.loading import ResumableSampler
 
     for world in (1, 2):
         for rank in range(world):

@@ -8,7 +8,9 @@ classifiers``; :func:`cache_path`). The checkpoint holds only tensors and plain 
 loaded with ``weights_only=True``; one made for another dataset or shape is refused.
 
 Its penultimate layer (128-d) gives the ``classifier`` features for FID/KID/PR, its softmax
-the classifier score and the class histogram (:mod:`ganlab.evaluation.classes`).
+the classifier score and the class histogram (:mod:`ganlab.evaluation.classes`); the
+extractor that wraps it, :class:`~ganlab.evaluation.features.ClassifierFeatures`, lives with
+the other extractors, so this module needs nothing from theirs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganlab.evaluation.errors import ClassifierError
-from ganlab.evaluation.features import FeatureExtractor
 
 FORMAT = "ganlab-classifier/1"
 #: the command that makes a missing classifier, for error messages (``{data}``: config name)
@@ -246,51 +247,3 @@ def load_classifier(path: str | Path, dataset: str | None = None,
     model.eval()
     record = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model, record
-
-
-class ClassifierFeatures(FeatureExtractor):
-    """The ``classifier`` features: the penultimate layer of a :class:`SmallCNN`.
-
-    :meth:`probs` gives its softmax for the classifier score and class histograms, and
-    :attr:`record` what was stored with it (``test_histogram`` among others).
-    """
-
-    name = "classifier"
-
-    def __init__(self, model: SmallCNN, record: dict[str, Any], batch_size: int = 1000) -> None:
-        super().__init__(batch_size)
-        self.model = inference_copy(model)
-        self.record = record
-
-    @classmethod
-    def for_datamodule(cls, datamodule: Any, cache_dir: str | Path | None = None,
-                       batch_size: int = 1000) -> ClassifierFeatures:
-        """The cached classifier of ``datamodule``'s dataset and shape (see :func:`cache_path`)."""
-        path = cache_path(datamodule, cache_dir)
-        model, record = load_classifier(path, dataset_key(datamodule), datamodule.shape,
-                                        hint=f"train it with {train_command(datamodule)}")
-        return cls(model, record, batch_size)
-
-    def embed(self, batch: Tensor) -> Tensor:
-        return self.model.embed(batch.contiguous(memory_format=torch.channels_last))
-
-    @torch.no_grad()
-    def probs(self, x: Tensor) -> Tensor:
-        """Softmax class probabilities of every row of ``x`` (float64)."""
-        self.model.eval()
-        return self.features_and_probs(x)[1]
-
-    @torch.no_grad()
-    def features_and_probs(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Features and class probabilities in one pass over ``x``."""
-        self.model.eval()
-        feats, probs = [], []
-        for i in range(0, len(x), self.batch_size):
-            h = self.embed(x[i:i + self.batch_size].to(self.device))
-            feats.append(h.float())
-            probs.append(F.softmax(self.model.head(h).double(), 1))
-        return torch.cat(feats), torch.cat(probs)
-
-    @property
-    def test_labels_histogram(self) -> Tensor:
-        return torch.tensor(self.record["test_histogram"], dtype=torch.float64)

@@ -8,17 +8,27 @@ without gradients, in batches, on the extractor's device. Three kinds (:func:`ma
   Heusel et al., ported bit-exactly by torch-fidelity, the same network torchmetrics uses),
   so numbers are comparable with published ones;
 * ``classifier``: the penultimate layer of ganlab's own small classifier for the dataset
-  (:mod:`ganlab.evaluation.classifier`).
+  (:class:`ClassifierFeatures` around the network of :mod:`ganlab.evaluation.classifier`).
 """
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganlab.evaluation.classifier import (
+    SmallCNN,
+    cache_path,
+    dataset_key,
+    inference_copy,
+    load_classifier,
+    train_command,
+)
 from ganlab.evaluation.errors import MetricError, WeightsMissingError, unknown_choice
 from ganlab.text import error_reason
 
@@ -151,6 +161,54 @@ def to_inception_input(batch: Tensor, value_range: tuple[float, float] = (0.0, 1
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
+class ClassifierFeatures(FeatureExtractor):
+    """The ``classifier`` features: the penultimate layer of a :class:`SmallCNN`.
+
+    :meth:`probs` gives its softmax for the classifier score and class histograms, and
+    :attr:`record` what was stored with it (``test_histogram`` among others).
+    """
+
+    name = "classifier"
+
+    def __init__(self, model: SmallCNN, record: dict[str, Any], batch_size: int = 1000) -> None:
+        super().__init__(batch_size)
+        self.model = inference_copy(model)
+        self.record = record
+
+    @classmethod
+    def for_datamodule(cls, datamodule: Any, cache_dir: str | Path | None = None,
+                       batch_size: int = 1000) -> ClassifierFeatures:
+        """The cached classifier of ``datamodule``'s dataset and shape (see :func:`cache_path`)."""
+        path = cache_path(datamodule, cache_dir)
+        model, record = load_classifier(path, dataset_key(datamodule), datamodule.shape,
+                                        hint=f"train it with {train_command(datamodule)}")
+        return cls(model, record, batch_size)
+
+    def embed(self, batch: Tensor) -> Tensor:
+        return self.model.embed(batch.contiguous(memory_format=torch.channels_last))
+
+    @torch.no_grad()
+    def probs(self, x: Tensor) -> Tensor:
+        """Softmax class probabilities of every row of ``x`` (float64)."""
+        self.model.eval()
+        return self.features_and_probs(x)[1]
+
+    @torch.no_grad()
+    def features_and_probs(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Features and class probabilities in one pass over ``x``."""
+        self.model.eval()
+        feats, probs = [], []
+        for i in range(0, len(x), self.batch_size):
+            h = self.embed(x[i:i + self.batch_size].to(self.device))
+            feats.append(h.float())
+            probs.append(F.softmax(self.model.head(h).double(), 1))
+        return torch.cat(feats), torch.cat(probs)
+
+    @property
+    def test_labels_histogram(self) -> Tensor:
+        return torch.tensor(self.record["test_histogram"], dtype=torch.float64)
+
+
 #: feature kinds for :func:`make_features`
 FEATURES = ("raw", "inception", "classifier")
 
@@ -167,7 +225,5 @@ def make_features(name: str, **kwargs) -> FeatureExtractor:
     if name == "inception":
         return InceptionFeatures(**kwargs)
     if name == "classifier":
-        from ganlab.evaluation.classifier import ClassifierFeatures
-
         return ClassifierFeatures.for_datamodule(**kwargs)
     raise unknown_choice("feature extractor", name, FEATURES)

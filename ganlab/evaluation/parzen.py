@@ -86,8 +86,9 @@ class ParzenResult:
 # --------------------------------------------------------------------------- validation
 
 
-def _as_matrix(name: str, t: Tensor) -> Tensor:
-    """Return ``t`` as (n, d) without copying; raise a one-line ValueError if unusable."""
+def _as_matrix(name: str, t: Tensor, d_samples: int | None = None) -> Tensor:
+    """Return ``t`` as (n, d) without copying; raise a one-line ValueError if unusable,
+    including when ``d`` differs from the samples' ``d_samples``."""
     if not isinstance(t, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}; convert it "
                          "with torch.as_tensor")
@@ -105,6 +106,9 @@ def _as_matrix(name: str, t: Tensor) -> Tensor:
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains NaN or inf; check the generator/data before "
                          "evaluating (a diverged model produces non-finite samples)")
+    if d_samples is not None and d != d_samples:
+        raise ValueError(f"{name} has {d} features per row but samples have {d_samples}; "
+                         "flatten both to the same (n, d) layout")
     return t
 
 
@@ -132,11 +136,9 @@ def _ieee_fp32_matmul() -> Iterator[None]:
     Only backends whose setting is neither ``"ieee"`` nor ``"none"`` (inherit the default) are
     touched. This changes process-global state briefly, so it is not thread-safe.
     """
-    backends = []
-    for mod in (getattr(torch.backends.cuda, "matmul", None),
-                getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)):
-        if mod is not None and hasattr(mod, "fp32_precision"):
-            backends.append(mod)
+    backends = [m for m in (getattr(torch.backends.cuda, "matmul", None),
+                            getattr(getattr(torch.backends, "mkldnn", None), "matmul", None))
+                if m is not None and hasattr(m, "fp32_precision")]
     if backends:
         saved = [(m, m.fp32_precision) for m in backends if m.fp32_precision not in ("ieee",
                                                                                       "none")]
@@ -275,11 +277,8 @@ def _grid(x: Tensor, smp: _Samples, sigmas: np.ndarray, batch_size: int) -> Tens
             all_i = torch.cat([cand_i, top_i + lo], dim=1)
             cand_q, pos = torch.topk(all_q, m_ref, dim=1, largest=False, sorted=True)
             cand_i = all_i.gather(1, pos)
-        # Refinement: the m_ref nearest samples dominate the sum whenever sigma is small, which
-        # is exactly when float32 distance errors are amplified most (by 1/(2 sigma^2)).
-        # Recompute their distances exactly in float64 from the original values and swap
-        # their float32 terms for exact ones. The nearest one also becomes the reference that
-        # carries the large -d2_ref/(2 sigma^2) term.
+        # Refinement (module docstring): the m_ref nearest samples' float32 terms are swapped
+        # for exact float64 ones; the nearest carries the large -d2_ref/(2 sigma^2) term.
         d2 = torch.empty(b, m_ref, dtype=f64, device=dev)
         for m in range(m_ref):
             diff = smp.raw[cand_i[:, m]].to(f64).sub_(xb64)
@@ -300,21 +299,13 @@ def _grid(x: Tensor, smp: _Samples, sigmas: np.ndarray, batch_size: int) -> Tens
 def _prepare(x: Tensor, samples: Tensor, sample_batch_size: int,
              x_name: str = "x") -> tuple[Tensor, _Samples]:
     s = _as_matrix("samples", samples)
-    xm = _as_matrix(x_name, x)
-    if xm.shape[1] != s.shape[1]:
-        raise ValueError(f"{x_name} has {xm.shape[1]} features per row but samples have "
-                         f"{s.shape[1]}; flatten both to the same (n, d) layout")
+    xm = _as_matrix(x_name, x, s.shape[1])
     return xm, _Samples(s, _check_batch("sample_batch_size", sample_batch_size))
 
 
-def log_likelihood_grid(
-    x: Tensor,
-    samples: Tensor,
-    sigmas: Sequence[float] | np.ndarray,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    sample_batch_size: int = DEFAULT_SAMPLE_BATCH_SIZE,
-) -> Tensor:
+def log_likelihood_grid(x: Tensor, samples: Tensor, sigmas: Sequence[float] | np.ndarray, *,
+                        batch_size: int = DEFAULT_BATCH_SIZE,
+                        sample_batch_size: int = DEFAULT_SAMPLE_BATCH_SIZE) -> Tensor:
     """Per-example Parzen log-likelihood for every sigma: float64 tensor (len(sigmas), n).
 
     Distances are computed once per (x block, sample block) and reused for all sigmas, which is
@@ -329,18 +320,11 @@ def log_likelihood_grid(
         return _grid(xm, smp, sig, bs)
 
 
-def log_likelihood(
-    x: Tensor,
-    samples: Tensor,
-    sigma: float,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    sample_batch_size: int = DEFAULT_SAMPLE_BATCH_SIZE,
-) -> Tensor:
-    """Per-example log-likelihood (float64, shape (n,)) of rows of x under the Parzen window.
-
-    log p(x) = logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) - log N - (d/2) log(2 pi sigma^2).
-    """
+def log_likelihood(x: Tensor, samples: Tensor, sigma: float, *,
+                   batch_size: int = DEFAULT_BATCH_SIZE,
+                   sample_batch_size: int = DEFAULT_SAMPLE_BATCH_SIZE) -> Tensor:
+    """Per-example log-likelihood (float64, shape (n,)) of rows of x under the Parzen window
+    of width ``sigma`` (the module docstring's formula)."""
     return log_likelihood_grid(x, samples, [sigma], batch_size=batch_size,
                                sample_batch_size=sample_batch_size)[0]
 
@@ -350,15 +334,10 @@ def _mean_se(ll: Tensor) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=0) / math.sqrt(v.size))
 
 
-def evaluate(
-    samples: Tensor,
-    valid: Tensor,
-    test: Tensor,
-    sigmas: Sequence[float] | np.ndarray | None = None,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    sample_batch_size: int = DEFAULT_SAMPLE_BATCH_SIZE,
-) -> ParzenResult:
+def evaluate(samples: Tensor, valid: Tensor, test: Tensor,
+             sigmas: Sequence[float] | np.ndarray | None = None, *,
+             batch_size: int = DEFAULT_BATCH_SIZE,
+             sample_batch_size: int = DEFAULT_SAMPLE_BATCH_SIZE) -> ParzenResult:
     """The paper's protocol: choose sigma on ``valid``, then report the test mean once.
 
     sigma is the argmax over ``sigmas`` (default :data:`DEFAULT_SIGMAS`) of the mean validation
@@ -370,10 +349,7 @@ def evaluate(
     sig = _as_sigmas(DEFAULT_SIGMAS if sigmas is None else sigmas)
     bs = _check_batch("batch_size", batch_size)
     vm, smp = _prepare(valid, samples, sample_batch_size, x_name="valid")
-    tm = _as_matrix("test", test)
-    if tm.shape[1] != smp.d:
-        raise ValueError(f"test has {tm.shape[1]} features per row but samples have {smp.d}; "
-                         "flatten both to the same (n, d) layout")
+    tm = _as_matrix("test", test, smp.d)
     with _ieee_fp32_matmul():
         valid_ll = _grid(vm, smp, sig, bs)  # (K, n_valid)
         curve = valid_ll.mean(dim=1).cpu().numpy()
