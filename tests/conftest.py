@@ -159,8 +159,8 @@ DROPOUT_RING = ["debug=tiny", "data=ring", "data.n_train=600", "data.batch_size=
 
 
 def tiny_gan(config):
-    """The GAN and datamodule of ``config`` (overrides, or a composed config), made as
-    ``train()`` makes them: validated, then built after seeding every RNG with ``seed``."""
+    """The GAN and datamodule of ``config`` (overrides, or a composed config): validated,
+    then built after ``seed_everything(cfg.seed)``, as ``train()`` does."""
     import pytorch_lightning as pl
 
     from ganlab.build import build_datamodule, build_gan
@@ -182,6 +182,8 @@ def fit_model(model, datamodule, *, steps: int | None = None, **trainer_kwargs):
     import pytorch_lightning as pl
 
     if steps is not None:
+        if "max_steps" in trainer_kwargs:
+            raise TypeError("give steps or max_steps, not both")
         trainer_kwargs["max_steps"] = (model.k + 1) * steps
     trainer = pl.Trainer(**{**QUIET_TRAINER, **trainer_kwargs})
     trainer.fit(model, datamodule=datamodule)
