@@ -1,4 +1,5 @@
-"""Shared fixtures: offline W&B, the repository's configs, a private copy of real MNIST."""
+"""Shared fixtures and helpers: offline W&B, the repository's configs, a private copy of real
+MNIST, short training runs in-process, the one-line error check, scripts run as a user would."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from omegaconf import DictConfig, open_dict
 
 # tests start many short torch processes on few cores: spinning OpenMP threads would make
 # each one wait for the others (see docs/BENCHMARKS.md); read when torch loads, so set early
@@ -128,3 +130,117 @@ def load_script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def assert_one_line_error(error, *fragments: str, start: str = "") -> str:
+    """Assert that ``error`` tells the user what went wrong in one line; return that line.
+
+    ``error`` is a finished command (``subprocess.CompletedProcess``): it exited with status
+    1, exactly one line of its stderr starts with ``error:``, it is the last non-empty one,
+    and no traceback was printed. Or it is an exception or a message: one line, no traceback.
+    The line starts with ``start`` and holds every fragment.
+    """
+    if isinstance(error, subprocess.CompletedProcess):
+        stderr = error.stderr
+        assert error.returncode == 1, stderr[-3000:]
+        assert "Traceback" not in stderr, stderr[-3000:]
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, stderr[-3000:]
+        line = errors[0]
+        assert [x for x in stderr.splitlines() if x.strip()][-1] == line, stderr[-3000:]
+    else:
+        line = str(error)
+        assert line and "\n" not in line and "Traceback" not in line, line
+    assert line.startswith(start), line
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    return line
+
+
+# ------------------------------------------------------------ short training runs in-process
+
+#: a ``pl.Trainer`` that prints and writes nothing, on the CPU (tests pass what differs)
+QUIET_TRAINER = dict(accelerator="cpu", logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False,
+                     limit_val_batches=0)
+
+#: the ring toy with dropout in D (30 batches of 20 an epoch): runs compared bit for bit agree
+#: only if their dropout masks do too
+DROPOUT_RING = ["debug=tiny", "data=ring", "data.n_train=600", "data.batch_size=20",
+                "noise.dim=4", "arch.discriminator.hidden_dropout=0.2", "seed=3"]
+
+
+def tiny_gan(config):
+    """The GAN and datamodule of ``config`` (overrides, or a composed config): validated,
+    then built after ``seed_everything(cfg.seed)``, as ``train()`` does."""
+    import pytorch_lightning as pl
+
+    from ganlab.build import build_datamodule, build_gan
+    from ganlab.validate import validate_config
+
+    cfg = config if isinstance(config, DictConfig) else compose(config)
+    validate_config(cfg)
+    pl.seed_everything(cfg.seed, verbose=False)
+    return build_gan(cfg), build_datamodule(cfg)
+
+
+def fit_model(model, datamodule, *, steps: int | None = None, **trainer_kwargs):
+    """Fit ``model`` on ``datamodule`` with a :data:`QUIET_TRAINER`; return the trainer.
+
+    ``steps`` counts GAN training steps (k discriminator updates and one generator update
+    each), so it sets ``max_steps=(model.k + 1) * steps``; ``trainer_kwargs`` are any other
+    ``pl.Trainer`` arguments (``max_epochs``, ``callbacks``, ``default_root_dir``, ...).
+    """
+    import pytorch_lightning as pl
+
+    if steps is not None:
+        if "max_steps" in trainer_kwargs:
+            raise TypeError("give steps or max_steps, not both")
+        trainer_kwargs["max_steps"] = (model.k + 1) * steps
+    trainer = pl.Trainer(**{**QUIET_TRAINER, **trainer_kwargs})
+    trainer.fit(model, datamodule=datamodule)
+    return trainer
+
+
+def tiny_run(config, *, steps: int | None = None, **trainer_kwargs):
+    """A short run of ``config`` in-process: :func:`tiny_gan` fitted by :func:`fit_model`.
+
+    Returns ``(model, trainer)``; the data is ``trainer.datamodule``.
+    """
+    model, datamodule = tiny_gan(config)
+    return model, fit_model(model, datamodule, steps=steps, **trainer_kwargs)
+
+
+# ------------------------------------------------- the ring toy, run by ``train()`` in-process
+
+SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[32]", "arch.discriminator.hidden=[32]"]
+# 1000 examples / batch 100 = 10 batches an epoch = 20 optimizer steps (one D, one G step)
+COMMON = [*SMALL_MLP, "logger=none", "trainer.enable_progress_bar=false",
+          "trainer.log_every_n_steps=1"]
+RING = ["data=ring", "data.n_train=1000", *COMMON]
+STEPS_PER_EPOCH = 20
+# what the toy runs exercise; other default callbacks (pictures, Parzen) only cost time there
+KEEP = {"model_checkpoint", "divergence_guard", "interrupt_checkpoint"}
+
+
+def toy_cfg(
+    run_dir: Path, *overrides: str, extra_callbacks: dict | None = None, data: str = "ring"
+) -> DictConfig:
+    """A composed config that ``train`` can run in-process (no ``${hydra:}`` needed)."""
+    base = RING if data == "ring" else [f"data={data}", *COMMON]
+    cfg = compose([*base, f"paths.output_dir={run_dir}", *overrides])
+    with open_dict(cfg):
+        for name in list(cfg.callbacks):
+            if name not in KEEP:
+                del cfg.callbacks[name]
+        for name, conf in (extra_callbacks or {}).items():
+            cfg.callbacks[name] = conf
+    return cfg
+
+
+def all_finite(ckpt: dict) -> bool:
+    """Whether every floating-point tensor of a checkpoint's ``state_dict`` is finite."""
+    import torch
+
+    return all(torch.isfinite(t).all() for t in ckpt["state_dict"].values()
+               if t.is_floating_point())

@@ -1,4 +1,4 @@
-"""Pictures and numbers of a class-conditional generator (issue 14), on stand-ins of the
+"""Pictures and numbers of a class-conditional generator, on stand-ins of the
 module contract (tests/conditional_standins.py): a generator right for some classes and wrong
 for the others gives a known conditional accuracy; per-class FID is checked against SciPy."""
 
@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import scipy.linalg
 import torch
 from conditional_standins import (
@@ -23,7 +22,7 @@ from conditional_standins import (
 )
 from omegaconf import OmegaConf
 
-from conftest import REPO, compose, run_script
+from conftest import REPO, assert_one_line_error, compose, fit_model, run_script, tiny_run
 from ganlab.build import build_datamodule, build_gan
 from ganlab.callbacks import PaperFigures, SampleGrid
 from ganlab.callbacks.metrics import SampleMetrics
@@ -125,16 +124,7 @@ def test_generator_classes_reads_the_contract_and_leaves_unconditional_models_al
 # ------------------------------------------------------------- callbacks, on the ring toy
 
 
-def fit_standin(tmp_path, model, callbacks, data="ring"):
-    cfg = compose(["debug=tiny", f"data={data}", "data.n_train=200", "data.n_val=100",
-                   "data.n_test=100"])
-    dm = build_datamodule(cfg)
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, limit_train_batches=2, max_epochs=1,
-                         default_root_dir=tmp_path, callbacks=callbacks)
-    trainer.fit(model, datamodule=dm)
-    return trainer, dm
+SMALL_RING = ["debug=tiny", "data=ring", "data.n_train=200", "data.n_val=100", "data.n_test=100"]
 
 
 def ring_model():
@@ -148,7 +138,9 @@ def ring_model():
 def test_callbacks_score_and_draw_a_conditional_toy_generator(tmp_path):
     model = ring_model()
     metrics = SampleMetrics(every_n_epochs=1, n_samples=800, seed=2)
-    trainer, dm = fit_standin(tmp_path, model, [metrics, SampleGrid(), PaperFigures()])
+    trainer = fit_model(model, build_datamodule(compose(SMALL_RING)), limit_train_batches=2,
+                        max_epochs=1, default_root_dir=tmp_path,
+                        callbacks=[metrics, SampleGrid(), PaperFigures()])
     logged = trainer.callback_metrics
     assert float(logged["metrics/cond_acc"]) == pytest.approx(3 / 8)
     for c in range(8):
@@ -165,15 +157,9 @@ def test_callbacks_score_and_draw_a_conditional_toy_generator(tmp_path):
 
 
 def test_an_unconditional_run_never_computes_conditional_metrics(tmp_path):
-    cfg = compose(["debug=tiny", "data=ring", "data.n_train=200", "data.n_val=100",
-                   "data.n_test=100", "noise.dim=4"])
-    model, dm = build_gan(cfg), build_datamodule(cfg)
     cb = SampleMetrics(every_n_epochs=1, n_samples=300)
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, limit_train_batches=2, max_epochs=1,
-                         default_root_dir=tmp_path, callbacks=[cb])
-    trainer.fit(model, datamodule=dm)
+    _, trainer = tiny_run([*SMALL_RING, "noise.dim=4"], limit_train_batches=2, max_epochs=1,
+                          default_root_dir=tmp_path, callbacks=[cb])
     keys = [k for k in trainer.callback_metrics if k.startswith("metrics/")]
     assert "metrics/modes" in keys and not [k for k in keys if "cond_acc" in k]
 
@@ -240,10 +226,7 @@ def test_visualize_class_out_of_range_or_unconditional_is_one_line(tmp_path):
             (plain, 3, "error: class=3: this checkpoint's generator is not class-conditional")):
         proc = run_script("visualize.py", [f"ckpt={ckpt}", f"class={cls}",
                                            f"out_dir={tmp_path / 'out'}"], tmp_path)
-        assert proc.returncode == 1, proc.stderr[-2000:]
-        assert "Traceback" not in proc.stderr
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and errors[0].startswith(message), proc.stderr
+        assert_one_line_error(proc, start=message)
     assert not (tmp_path / "out").exists()  # refused before anything was drawn
 
 

@@ -1,4 +1,4 @@
-"""Training with classes (issue 14): conditional GANs and AC-GAN through the update rules.
+"""Training with classes: conditional GANs and AC-GAN through the update rules.
 
 References are written out here: the noise stream drawn by hand (z, then the fake classes),
 Algorithm 1's step by hand for the unconditional path, AC-GAN's cross-entropy by hand, the
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import open_dict
 
-from conftest import compose
+from conftest import assert_one_line_error, compose, fit_model, tiny_run
 from ganlab.build import build_datamodule, build_gan
 from ganlab.conditional import fixed_labels
 from ganlab.errors import ConfigError
@@ -31,16 +31,6 @@ from ganlab.validate import validate_config
 
 TINY = ["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20", "noise.dim=4",
         "seed=5"]
-
-
-def fit(cfg, steps: int, **kwargs) -> tuple[pl.Trainer, object, object]:
-    validate_config(cfg)
-    model, data = build_gan(cfg), build_datamodule(cfg)
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, max_steps=steps, **kwargs)
-    trainer.fit(model, datamodule=data)
-    return trainer, model, data
 
 
 def hand_stream(seed: int, dim: int) -> tuple[torch.Generator, callable]:
@@ -76,9 +66,7 @@ def test_fake_classes_come_from_the_noise_stream_and_reach_g_and_d_as_one_tensor
     cfg = compose([*TINY, "condition=cgan"])
     model, data = build_gan(cfg), build_datamodule(cfg)
     g_calls, d_calls = Recorder(model.generator), Recorder(model.discriminator)
-    pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-               max_steps=2).fit(model, datamodule=data)
+    fit_model(model, data, max_steps=2)
     assert len(g_calls.calls) == 2 and len(d_calls.calls) == 3
     (z1, y1), _, fake1 = g_calls.calls[0]
     (z2, y2), _, fake2 = g_calls.calls[1]
@@ -102,9 +90,7 @@ def test_unconditional_step_is_algorithm_1_by_hand_and_draws_no_labels():
     model, data = build_gan(cfg), build_datamodule(cfg)
     G, D = copy.deepcopy(model.generator), copy.deepcopy(model.discriminator)
     opt_g, opt_d = model.optimizer(G.parameters()), model.optimizer(D.parameters())
-    pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-               max_steps=2).fit(model, datamodule=data)
+    fit_model(model, data, max_steps=2)
     loader = data.train_dataloader()
     loader.sampler.set_epoch(0)
     real = next(iter(loader))
@@ -136,8 +122,7 @@ def test_condition_none_builds_what_a_config_without_the_node_builds():
         del old["condition"]
     runs = []
     for c in (cfg, old):
-        pl.seed_everything(0)
-        _, model, _ = fit(c, steps=6)
+        model, _ = tiny_run(c, max_steps=6)
         runs.append(model.state_dict())
     assert runs[0].keys() == runs[1].keys()
     for name, value in runs[0].items():
@@ -214,10 +199,8 @@ RING = ["debug=tiny", "data=ring", "data.n_train=5000", "data.batch_size=50", "n
 def test_conditional_gan_learns_which_mode_each_class_is(overrides):
     """~600 G steps on the 8-mode ring: G(z, c) lands on mode c (an unconditional G, or one
     that ignored y, would score about 1/8)."""
-    k = 2 if "k=2" in overrides else 1
-    pl.seed_everything(0)
-    _, model, data = fit(compose([*RING, *overrides]), steps=600 * (k + 1))
-    assert class_accuracy(model, data) >= 0.9
+    model, trainer = tiny_run([*RING, *overrides], steps=600)
+    assert class_accuracy(model, trainer.datamodule) >= 0.9
 
 
 @pytest.mark.parametrize("overrides", [
@@ -229,7 +212,7 @@ def test_conditional_gan_learns_which_mode_each_class_is(overrides):
     ["condition=acgan", "condition.generator=onehot", "unroll=1", "optim=adam"],
 ], ids=lambda o: " ".join(o))
 def test_short_conditional_runs_train(overrides):
-    trainer, model, _ = fit(compose([*TINY, *overrides]), steps=8, log_every_n_steps=1)
+    model, trainer = tiny_run([*TINY, *overrides], max_steps=8, log_every_n_steps=1)
     logged = trainer.callback_metrics
     assert torch.isfinite(logged["train/loss_g"]) and torch.isfinite(logged["train/loss_d"])
     if "condition=acgan" in overrides:  # D's class term is logged: about log 8 at the start
@@ -245,10 +228,8 @@ def test_several_steps_per_batch_split_the_labels_too(update, k):
     alike; a wrong pairing or order would change the weights)."""
     runs = []
     for per_batch in (1, 3):
-        cfg = compose([*TINY, "condition=cgan", f"update={update}", f"k={k}",
-                       f"steps_per_batch={per_batch}"])
-        pl.seed_everything(0)
-        trainer, model, _ = fit(cfg, steps=6 * (k + 1))
+        model, _ = tiny_run([*TINY, "condition=cgan", f"update={update}", f"k={k}",
+                             f"steps_per_batch={per_batch}"], steps=6)
         runs.append(model.state_dict())
     for name, value in runs[0].items():
         assert torch.equal(runs[1][name], value), name
@@ -263,9 +244,7 @@ def test_dcgan_mnist_cgan_trains_on_real_mnist(mnist_root):
     assert isinstance(model.generator, ConditionalGenerator)
     assert isinstance(model.discriminator, ProjectionDiscriminator)
     before = model.discriminator.embed.weight.detach().clone()
-    pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-               max_steps=6).fit(model, datamodule=data)
+    fit_model(model, data, max_steps=6)
     assert not torch.equal(model.discriminator.embed.weight, before)  # the projection trains
     x = model.sample(10, y=torch.arange(10))
     assert x.shape == (10, 1, 28, 28) and torch.isfinite(x).all()
@@ -328,8 +307,7 @@ def test_conditional_runs_without_labels_fail_in_one_line(overrides, start):
     with pytest.raises(ConfigError) as err:
         validate_config(cfg)
         build_gan(cfg)  # the weight is the module's to check
-    message = str(err.value)
-    assert message.startswith(start) and "\n" not in message, message
+    assert_one_line_error(err.value, start=start)
 
 
 @pytest.mark.slow  # a CLI subprocess; validate_config is tested in-process above
@@ -337,11 +315,7 @@ def test_cli_refuses_cgan_on_unlabelled_data_before_training(tmp_path):
     from conftest import run_train
 
     proc = run_train(["debug=tiny", "data=gaussian1d", "condition=cgan"], tmp_path / "run")
-    assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "condition=cgan" in lines[0] and "Gaussian1D" in lines[0], (
-        proc.stderr[-2000:])
-    assert "Traceback" not in proc.stderr
+    assert_one_line_error(proc, "condition=cgan", "Gaussian1D")
 
 
 # ------------------------------------------------------------------ resume and restore

@@ -1,4 +1,4 @@
-"""Conditioning networks (issue 14): the defining property of each wrapper, checked against
+"""Conditioning networks: the defining property of each wrapper, checked against
 a computation written out here (one-hot concatenation, the projection term, the (n+1)-class
 softmax), and the wiring of ``condition=...`` configs to networks."""
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import compose
+from conftest import assert_one_line_error, compose
 from ganlab.build import build_gan, wrap_conditional
 from ganlab.errors import ConfigError
 from ganlab.networks import (
@@ -163,7 +163,7 @@ def test_each_weight_is_saved_once(wrapper):
 def test_bad_condition_settings_fail_in_one_line(overrides, text):
     with pytest.raises(ConfigError) as err:
         build_gan(compose(overrides))
-    assert text in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert_one_line_error(err.value, text)
 
 
 @pytest.mark.parametrize("overrides, g_cls, d_cls", [

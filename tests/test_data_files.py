@@ -16,6 +16,7 @@ import pytest
 import scipy.io
 import torch
 
+from conftest import assert_one_line_error
 from ganlab.data.cifar10 import CIFAR10
 from ganlab.data.mnist import MissingDataError
 from ganlab.data.tfd import TFD
@@ -207,7 +208,7 @@ def test_cifar_download_failure_without_text_keeps_a_reason(tmp_path, monkeypatc
     monkeypatch.setattr("ganlab.data.cifar10.download_and_extract_archive", fail)
     with pytest.raises(MissingDataError) as err:
         CIFAR10(root=str(tmp_path), download=True, batch_size=4).prepare_data()
-    assert "\n" not in str(err.value) and "failed: Error downloading" in str(err.value)
+    assert_one_line_error(err.value, "failed: Error downloading")
     assert "Tried ..., got:" in str(err.value)  # the underlying reason, on the same line
 
 
@@ -286,9 +287,8 @@ def test_cifar_batch_that_runs_code_is_refused_before_it_runs(
         pickle.dump(payload, f, protocol=2)
     with pytest.raises(ValueError) as info:
         CIFAR10(root=str(root), download=False, n_val=10, batch_size=4).setup()
-    message = str(info.value)
     assert not marker.exists()  # nothing of the file ran
-    assert "\n" not in message and message.startswith(f"{path} contains code")
+    message = assert_one_line_error(info.value, start=f"{path} contains code")
     assert f"its pickle calls {refused}," in message
 
 

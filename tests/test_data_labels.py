@@ -1,4 +1,4 @@
-"""Labels in the data path (issue 14): every labelled dataset keeps them, ``data.labels=true``
+"""Labels in the data path: every labelled dataset keeps them, ``data.labels=true``
 yields ``(x, y)`` batches through the same resumable sampler, ``data.n_labels`` a balanced
 labelled subset. References: the toys' mode centres, the files' own label fields."""
 
@@ -16,7 +16,7 @@ from test_data_files import (  # noqa: F401  (fixtures)
     write_batch,
 )
 
-from conftest import compose
+from conftest import assert_one_line_error, compose
 from ganlab.build import build_datamodule, load_data
 from ganlab.data import CIFAR10, MNIST, TFD, Grid, ImageFolder, Ring
 from ganlab.errors import ConfigError
@@ -94,8 +94,7 @@ def test_labels_on_a_dataset_without_training_labels_fail_in_one_line(data, tmp_
         overrides += [f"data.path={path}", "data.batch_size=4"]
     with pytest.raises(ConfigError) as err:
         load_data(build_datamodule(compose(overrides)))
-    message = str(err.value)
-    assert "data.labels=true" in message and "condition=none" in message and "\n" not in message
+    assert_one_line_error(err.value, "data.labels=true", "condition=none")
 
 
 def test_labelled_subset_is_balanced_seeded_and_from_the_training_set():
@@ -131,7 +130,7 @@ def test_bad_n_labels_fail_in_one_line(n_labels, text):
     cfg = compose(["data=ring", "data.n_train=400", f"data.n_labels={n_labels}"])
     with pytest.raises(ConfigError) as err:
         load_data(build_datamodule(cfg))
-    assert text in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert_one_line_error(err.value, text)
 
 
 def test_n_labels_beyond_a_small_class_is_refused():

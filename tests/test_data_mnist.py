@@ -16,6 +16,7 @@ import pytest
 import torch
 from torchvision import datasets
 
+from conftest import assert_one_line_error
 from ganlab.data import MNIST, FashionMNIST, MissingDataError
 
 TRAIN_GZ = "train-images-idx3-ubyte.gz"
@@ -97,9 +98,7 @@ def test_missing_files_name_the_folder_and_files(tmp_path):
 def test_failed_download_keeps_its_reason(tmp_path, offline):
     with pytest.raises(MissingDataError) as err:
         MNIST(root=str(tmp_path), download=True).prepare_data()
-    message = str(err.value)
-    assert "\n" not in message
-    assert f"{TRAIN_GZ} is missing, and the download failed" in message
+    message = assert_one_line_error(err.value, f"{TRAIN_GZ} is missing, and the download failed")
     assert "network disabled in tests" in message  # the reason, not an empty colon
     assert not list((tmp_path / "MNIST" / "raw").glob("*.part"))
 
@@ -137,9 +136,7 @@ def test_damaged_gz_is_named_with_what_is_wrong(
     broken.write_bytes(damaged)
     with pytest.raises(MissingDataError) as err:
         MNIST(root=str(tmp_path), download=download).prepare_data()
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith(f"{broken} {reason}"), message
+    message = assert_one_line_error(err.value, start=f"{broken} {reason}")
     assert "not found" not in message
     if damage is flip_one_byte:
         assert any(w in message for w in ("CRC check failed", "invalid", "damaged")), message

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, open_dict
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 import ganlab.strategies  # noqa: F401  (registers strategy="gan_ddp_spawn")
-from conftest import compose, run_train
+from conftest import compose, fit_model, run_train
 from ganlab.build import build_datamodule, build_gan
 from ganlab.checkpoint import load_checkpoint
 from ganlab.data.base import GANDataModule
@@ -248,13 +248,6 @@ class Steps:
         return len(self.batches)
 
 
-def fit(model, data, **trainer_kwargs) -> None:
-    trainer = pl.Trainer(accelerator="cpu", max_steps=STEPS * (data.k + 1), logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, **trainer_kwargs)
-    trainer.fit(model, datamodule=data)
-
-
 @pytest.mark.parametrize("update, k", [("alternating", 2), ("simultaneous", 1)])
 def test_one_ddp_step_equals_one_step_on_the_combined_batch(update, k):
     """SGD without momentum, MLPs without dropout, loss = mean over the minibatch: DDP's
@@ -272,16 +265,17 @@ def test_one_ddp_step_equals_one_step_on_the_combined_batch(update, k):
 
     single = copy.deepcopy(model)
     single.noise = FixedNoise(4, ranks=[0, 1])
-    fit(single, FixedBatches(batches, single=True, k=k), devices=1)
+    fit_model(single, FixedBatches(batches, single=True, k=k), steps=STEPS, devices=1)
 
     ddp = copy.deepcopy(model)
     ddp.noise = FixedNoise(4)
-    fit(ddp, FixedBatches(batches, single=False, k=k), devices=WORLD,
-        strategy="gan_ddp_spawn")  # rank 0's weights come back
+    fit_model(ddp, FixedBatches(batches, single=False, k=k), steps=STEPS, devices=WORLD,
+              strategy="gan_ddp_spawn")  # rank 0's weights come back
 
     only_rank0 = copy.deepcopy(model)  # what a run that did not average would reach
     only_rank0.noise = FixedNoise(4, ranks=[0])
-    fit(only_rank0, FixedBatches(batches[:, :1], single=True, k=k), devices=1)
+    fit_model(only_rank0, FixedBatches(batches[:, :1], single=True, k=k), steps=STEPS,
+              devices=1)
 
     ddp_state, single_state = ddp.state_dict(), single.state_dict()
     for name, value in single_state.items():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_one_line_error
 from ganlab.data.mnist import MissingDataError
 from ganlab.evaluation import FeatureExtractor, MetricError, WeightsMissingError, make_features
 from ganlab.evaluation import features as feat
@@ -63,8 +64,7 @@ def test_inception_offline_without_weights_names_the_file_and_folder(tmp_path, m
     folder = tmp_path / "torch" / "hub" / "checkpoints"
     with pytest.raises(WeightsMissingError) as err:
         feat.inception_weights(download=False)
-    message = str(err.value)
-    assert feat.INCEPTION_FILE in message and str(folder) in message and "\n" not in message
+    assert_one_line_error(err.value, feat.INCEPTION_FILE, str(folder))
     assert isinstance(err.value, MissingDataError)  # the CLI prints it as one line
 
 

@@ -5,27 +5,14 @@ from __future__ import annotations
 import logging
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from conftest import compose
-from ganlab.build import build_datamodule, build_gan
+from conftest import compose, tiny_run
 from ganlab.callbacks.metrics import SampleMetrics
 from ganlab.evaluation import mode_coverage
 
-
-def _fit(tmp_path, callbacks, data="ring", max_epochs=2, extra=()):
-    cfg = compose(["debug=tiny", f"data={data}", "data.n_train=200", "data.n_val=100",
-                   "data.n_test=100", "noise.dim=4", *extra])
-    model, dm = build_gan(cfg), build_datamodule(cfg)
-    trainer = pl.Trainer(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, max_epochs=max_epochs,
-        default_root_dir=tmp_path, callbacks=callbacks,
-    )
-    trainer.fit(model, datamodule=dm)
-    return trainer, model, dm
+SMALL = ["debug=tiny", "data.n_train=200", "data.n_val=100", "data.n_test=100", "noise.dim=4"]
 
 
 def test_config_node_builds_the_callback():
@@ -37,7 +24,9 @@ def test_config_node_builds_the_callback():
 
 def test_grid_run_logs_mode_coverage_of_raw_and_averaged_generators(tmp_path):
     cb = SampleMetrics(every_n_epochs=1, n_samples=600, seed=5)
-    trainer, model, dm = _fit(tmp_path, [cb], data="grid", extra=["average=ema"])
+    model, trainer = tiny_run([*SMALL, "data=grid", "average=ema"], max_epochs=2,
+                              default_root_dir=tmp_path, callbacks=[cb])
+    dm = trainer.datamodule
     logged = trainer.callback_metrics
     for key in ("modes", "high_quality", "reverse_kl"):
         assert f"metrics/{key}" in logged and f"metrics/avg_{key}" in logged
@@ -51,7 +40,8 @@ def test_grid_run_logs_mode_coverage_of_raw_and_averaged_generators(tmp_path):
 
 def test_gaussian1d_run_logs_the_jsd(tmp_path):
     cb = SampleMetrics(every_n_epochs=0, n_samples=500)
-    trainer, _, _ = _fit(tmp_path, [cb], data="gaussian1d", max_epochs=1)
+    _, trainer = tiny_run([*SMALL, "data=gaussian1d"], max_epochs=1, default_root_dir=tmp_path,
+                          callbacks=[cb])
     jsd = float(trainer.callback_metrics["metrics/jsd"])
     assert 0.0 <= jsd <= torch.log(torch.tensor(2.0))
 
@@ -61,7 +51,8 @@ def test_a_failing_metric_is_logged_once_and_training_goes_on(tmp_path, caplog):
     cb = SampleMetrics(every_n_epochs=1, n_samples=2, metrics=["fid", "modes"],
                        features="raw")
     with caplog.at_level(logging.INFO, logger="ganlab.callbacks.metrics"):
-        trainer, _, _ = _fit(tmp_path, [cb], max_epochs=3)
+        _, trainer = tiny_run([*SMALL, "data=ring"], max_epochs=3, default_root_dir=tmp_path,
+                              callbacks=[cb])
     assert trainer.current_epoch == 3  # finished
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "'fid' failed" in errors[0].getMessage()
@@ -76,13 +67,9 @@ def test_missing_classifier_is_one_warning_naming_the_command(tmp_path, caplog, 
     cb = SampleMetrics(every_n_epochs=1, n_samples=200, n_reference=200,
                        classifier_dir=str(tmp_path / "none"))
     with caplog.at_level(logging.WARNING, logger="ganlab.callbacks.metrics"):
-        cfg = compose(["debug=tiny", "data=mnist", "noise.dim=4", f"data.root={mnist_root}"])
-        model, dm = build_gan(cfg), build_datamodule(cfg)
-        trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False,
-                             limit_val_batches=0, limit_train_batches=1, max_epochs=2,
-                             default_root_dir=tmp_path, callbacks=[cb])
-        trainer.fit(model, datamodule=dm)
+        _, trainer = tiny_run(["debug=tiny", "data=mnist", "noise.dim=4",
+                               f"data.root={mnist_root}"], limit_train_batches=1, max_epochs=2,
+                              default_root_dir=tmp_path, callbacks=[cb])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "python scripts/train_classifier.py data=mnist" in warnings[0]
@@ -93,7 +80,8 @@ def test_missing_classifier_is_one_warning_naming_the_command(tmp_path, caplog, 
 def test_metrics_the_dataset_cannot_have_are_one_error_and_training_goes_on(tmp_path, caplog):
     cb = SampleMetrics(every_n_epochs=1, n_samples=100, metrics=["jsd"], features="incep")
     with caplog.at_level(logging.ERROR, logger="ganlab.callbacks.metrics"):
-        trainer, _, _ = _fit(tmp_path, [cb], max_epochs=2)
+        _, trainer = tiny_run([*SMALL, "data=ring"], max_epochs=2, default_root_dir=tmp_path,
+                              callbacks=[cb])
     assert trainer.current_epoch == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "unknown metric" not in errors[0]

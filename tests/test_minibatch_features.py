@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import compose
+from conftest import assert_one_line_error, compose
 from ganlab.build import build_gan
 from ganlab.errors import ConfigError
 from ganlab.networks import (
@@ -76,8 +76,8 @@ def test_copies_score_the_batch_size_and_one_example_scores_one():
 
 def test_similarity_sum_grows_as_the_others_move_toward_an_example():
     """o(x_i) sums similarities: bringing the other examples closer to x_i raises it in every
-    kernel, moving them away lowers it. (The issue's "grows when the others move away" has
-    the sign the wrong way round: exp(-distance) falls with distance.)"""
+    kernel, moving them away lowers it ("grows when the others move away" would have the sign
+    the wrong way round: exp(-distance) falls with distance)."""
     torch.manual_seed(1)
     layer = MinibatchFeatures(5, kernels=4, dim=3)
     with torch.no_grad():
@@ -221,9 +221,7 @@ def test_a_discriminator_starts_its_code_form_layer_from_training_rows():
 def test_unusable_settings_are_one_line_errors(make, option):
     with pytest.raises(ConfigError) as err:
         make()
-    message = str(err.value)
-    assert "arch.discriminator.minibatch_features" in message and option in message
-    assert "\n" not in message
+    assert_one_line_error(err.value, "arch.discriminator.minibatch_features", option)
 
 
 @pytest.mark.parametrize("overrides, expect", [

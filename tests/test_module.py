@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import compose
+from conftest import compose, fit_model
 from ganlab.build import build_datamodule, build_gan
 from ganlab.module import GAN
 
@@ -19,13 +19,6 @@ def _small(overrides: list[str]) -> tuple[GAN, pl.LightningDataModule]:
          *overrides]
     )
     return build_gan(cfg), build_datamodule(cfg)
-
-
-def _trainer(**kw) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, **kw,
-    )
 
 
 class StepRecorder(pl.Callback):
@@ -60,7 +53,7 @@ def test_k_discriminator_steps_then_one_generator_step(k):
     model, dm = _small([f"k={k}", "optim=adam"])
     rec = StepRecorder()
     steps = 4
-    _trainer(max_steps=steps * (k + 1), callbacks=[rec]).fit(model, datamodule=dm)
+    fit_model(model, dm, steps=steps, callbacks=[rec])
     order = [name for name, _, _ in rec.events]
     assert order == (["D"] * k + ["G"]) * steps
     # a D step never changes G, a G step never changes D
@@ -83,7 +76,7 @@ def test_each_discriminator_step_sees_a_fresh_minibatch():
         return original(x)
 
     model.discriminator.forward = spy
-    _trainer(max_steps=4).fit(model, datamodule=dm)
+    fit_model(model, dm, max_steps=4)
     # per training step: 3 x (real, fake) for D, then 1 fake for G
     reals = [seen[i] for i in range(0, 6, 2)]
     assert all(len(r) == 20 for r in reals)
@@ -104,7 +97,7 @@ def test_simultaneous_update_uses_each_networks_own_cost():
             batch_seen["x"] = batch.clone()
             batch_seen["rng"] = module.noise.generator.get_state()
 
-    _trainer(max_steps=2, callbacks=[Grab()]).fit(model, datamodule=dm)
+    fit_model(model, dm, max_steps=2, callbacks=[Grab()])
     # recompute the expected step by hand from the same data and noise
     gen = torch.Generator().manual_seed(0)
     gen.set_state(batch_seen["rng"])

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_one_line_error
 from ganlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_layout
 from ganlab.networks.mlp import MaxoutDiscriminator
 from ganlab.networks.paper_cifar import (
@@ -56,7 +57,7 @@ def test_dcgan_layout(size: int, s: int, n: int) -> None:
 def test_dcgan_unsupported_shape(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"arch\.generator.*shape.*e\.g\. 16, 20") as err:
         DCGANGenerator(8, shape)
-    assert str(tuple(shape)) in str(err.value) and "\n" not in str(err.value)
+    assert_one_line_error(err.value, str(tuple(shape)))
     with pytest.raises(ValueError, match=r"arch\.discriminator.*shape"):
         DCGANDiscriminator(shape)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import compose
+from conftest import assert_one_line_error, compose
 from ganlab.errors import ConfigError
 from ganlab.networks import DCGANDiscriminator, DCGANGenerator, MLPGenerator
 from ganlab.networks.norms import ReferenceNorm
@@ -163,8 +163,7 @@ def test_bad_norm_settings_fail_with_one_line(override, option):
     cfg = compose(["arch=dcgan", "arch.generator.norm=virtual", override])
     with pytest.raises(ConfigError) as info:
         validate_config(cfg)
-    message = str(info.value)
-    assert option in message and "\n" not in message
+    assert_one_line_error(info.value, option)
 
 
 def test_configured_dcgan_draws_z_ref_from_the_run_prior_and_seed():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import compose
+from conftest import assert_one_line_error, compose
 from ganlab.build import build_datamodule, build_gan
 from ganlab.errors import ConfigError
 from ganlab.networks import DCGANDiscriminator, MLPDiscriminator
@@ -107,7 +107,7 @@ def test_a_run_whose_last_minibatch_is_short(tmp_path, caplog):
 def test_the_validator_refuses_bad_packs(overrides, expect):
     with pytest.raises(ConfigError, match=expect) as err:
         validate_config(compose(["data=ring", "arch=mlp", *overrides]))
-    assert "\n" not in str(err.value)
+    assert_one_line_error(err.value)
 
 
 def test_a_batch_of_packs_need_not_divide():

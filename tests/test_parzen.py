@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.special import logsumexp
 
+from conftest import assert_one_line_error
 from ganlab.evaluation import (
     DEFAULT_SIGMAS,
     ParzenResult,
@@ -204,7 +205,7 @@ def test_errors_are_one_line_value_errors(call, match):
     s, x = _ok()
     with pytest.raises(ValueError, match=match) as info:
         call(s, x)
-    assert "\n" not in str(info.value)
+    assert_one_line_error(info.value)
 
 
 def _result(ll: float) -> ParzenResult:

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import compose
-from ganlab.build import build_datamodule, build_gan
+from conftest import assert_one_line_error, compose, tiny_run
+from ganlab.build import build_gan
 from ganlab.callbacks.semisup import TestError, class_error
 from ganlab.errors import ConfigError
 from ganlab.losses import FeatureMatching, NonSaturating
@@ -32,6 +32,11 @@ from ganlab.validate import validate_config
 # ``++``: set whether or not the config's defaults already hold a condition group
 SEMISUP = ["++condition.generator=none", "++condition.discriminator=classes",
            "++condition.weight=1.0", "++condition.unlabelled_weight=1.0"]
+#: 16 labels of the 8-mode ring, with the paper's feature matching and weight-normalised D
+SEMISUP_RING = ["debug=tiny", "data=ring", "data.n_train=400", "data.batch_size=40",
+                "noise.dim=4", "data.n_labels=16", "loss=feature_matching", "optim=adam",
+                "optim.lr=0.003", "arch.discriminator.weight_norm=true",
+                "arch.discriminator.negative_slope=0.0", *SEMISUP]
 
 
 def _gan(weight: float = 1.0, unlabelled_weight: float = 1.0, loss=None, classes: int = 3,
@@ -208,31 +213,18 @@ def test_bad_semisup_settings_fail_in_one_line(settings, match):
     cfg = compose(["debug=tiny", "data=ring", "data.n_labels=16", *SEMISUP, *settings])
     with pytest.raises(ConfigError, match=match) as err:
         build_gan(cfg)
-    assert "\n" not in str(err.value)
+    assert_one_line_error(err.value)
 
 
 # ------------------------------------------------------------------ end to end
-def _fit(overrides: list[str], epochs: int = 2) -> tuple[GAN, pl.Trainer]:
-    cfg = compose(["debug=tiny", "data=ring", "data.n_train=400", "data.batch_size=40",
-                   "noise.dim=4", "data.n_labels=16", "loss=feature_matching", "optim=adam",
-                   "optim.lr=0.003", "arch.discriminator.weight_norm=true",
-                   "arch.discriminator.negative_slope=0.0", "arch.discriminator.hidden_noise=0.1",
-                   *SEMISUP, *overrides])
-    validate_config(cfg)
-    model, dm = build_gan(cfg), build_datamodule(cfg)
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, max_epochs=epochs, log_every_n_steps=1,
-                         callbacks=[TestError(every_n_epochs=1)])
-    trainer.fit(model, datamodule=dm)
-    return model, trainer
-
-
 @pytest.mark.parametrize("unlabelled", [1.0, 0.0], ids=["semi-supervised", "labels-only"])
 def test_short_ring_run_logs_a_test_error_that_beats_chance(unlabelled):
     """16 labels of the 8-mode ring: after two short epochs the D classifies the test
     points far better than chance (7/8 wrong); the labels-only baseline takes no G step."""
-    model, trainer = _fit([f"++condition.unlabelled_weight={unlabelled}"])
+    model, trainer = tiny_run([*SEMISUP_RING, "arch.discriminator.hidden_noise=0.1",
+                               f"++condition.unlabelled_weight={unlabelled}"],
+                              max_epochs=2, log_every_n_steps=1,
+                              callbacks=[TestError(every_n_epochs=1)])
     logged = trainer.callback_metrics
     assert float(logged["semisup/test_error"]) < 0.5
     assert torch.isfinite(logged["train/loss_sup"])
@@ -277,7 +269,8 @@ def test_fit_start_runs_the_discriminators_data_dependent_init(monkeypatch):
     seen = []
     monkeypatch.setattr(Discriminator, "init_from_data",
                         lambda self, train: seen.append((type(self).__name__, len(train))))
-    _fit([], epochs=1)
+    tiny_run([*SEMISUP_RING, "arch.discriminator.hidden_noise=0.1"], max_epochs=1,
+             log_every_n_steps=1, callbacks=[TestError(every_n_epochs=1)])
     assert seen == [("ClassDiscriminator", 400)]
 
 
@@ -298,12 +291,6 @@ def test_average_of_d_follows_the_codes_update_and_is_scored(start):
     """a_0 = 0 (the code's ``disc_param_avg``) or D's first weights; a += r (p - a) after
     every D update, recomputed here from the recorded weights; fixed weight-norm scales are
     D's own; the average's error is logged beside the raw D's."""
-    cfg = compose(["debug=tiny", "data=ring", "data.n_train=400", "data.batch_size=40",
-                   "noise.dim=4", "data.n_labels=16", "loss=feature_matching", "optim=adam",
-                   "optim.lr=0.003", "arch.discriminator.weight_norm=true",
-                   "arch.discriminator.negative_slope=0.0", *SEMISUP])
-    validate_config(cfg)
-    model, dm = build_gan(cfg), build_datamodule(cfg)
     first = {}
 
     class First(pl.Callback):
@@ -313,11 +300,8 @@ def test_average_of_d_follows_the_codes_update_and_is_scored(start):
 
     rate = 0.2
     scorer, record = TestError(every_n_epochs=1, average_rate=rate, average_from=start), RecordD()
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, max_epochs=2, log_every_n_steps=1,
-                         callbacks=[First(), scorer, record])
-    trainer.fit(model, datamodule=dm)
+    model, trainer = tiny_run(SEMISUP_RING, max_epochs=2, log_every_n_steps=1,
+                              callbacks=[First(), scorer, record])
     assert len(record.seen) == 20
     got = dict(scorer.average.named_parameters())
     fixed = [n for n, p in model.discriminator.named_parameters() if not p.requires_grad]
@@ -363,4 +347,4 @@ def test_average_of_d_is_saved_and_restored_with_the_run():
 def test_bad_average_settings_fail_in_one_line(settings, match):
     with pytest.raises(ValueError, match=match) as err:
         TestError(**settings)
-    assert "\n" not in str(err.value)
+    assert_one_line_error(err.value)

@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from conftest import assert_one_line_error
 from ganlab.data import MNIST, StackedMNIST
 from ganlab.errors import MissingDataError
 from ganlab.evaluation import ClassifierError, MetricError
@@ -141,9 +142,7 @@ def test_stacked_metric_refused_for_other_data():
 def test_missing_classifier_names_the_command(tmp_path):
     with pytest.raises(ClassifierError) as err:
         mnist_classifier(tmp_path)
-    message = str(err.value)
-    assert "\n" not in message
-    assert "python scripts/train_classifier.py data=mnist" in message
+    assert_one_line_error(err.value, "python scripts/train_classifier.py data=mnist")
     # in a training run it is one recorded error and the run goes on
     scorer = SampleScorer(FakeStacked(), classifier_dir=str(tmp_path))
     errors: dict[str, str] = {}
@@ -212,7 +211,7 @@ def test_missing_files_and_bad_options_are_one_line(tmp_path):
     dm = StackedMNIST(root=str(tmp_path), download=False, n_train=10)
     with pytest.raises(MissingDataError, match="data.download=false") as err:
         dm.prepare_data()
-    assert "MNIST" in str(err.value) and "\n" not in str(err.value)
+    assert_one_line_error(err.value, "MNIST")
     with pytest.raises(ValueError, match="data.n_train=0"):
         StackedMNIST(root=str(tmp_path), n_train=0)
     with pytest.raises(ValueError, match="data=stacked_mnist"):

@@ -9,12 +9,11 @@ from functools import partial
 from types import SimpleNamespace
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from conftest import compose
-from ganlab.build import build_datamodule, build_gan
+from conftest import assert_one_line_error, compose, tiny_run
+from ganlab.build import build_gan
 from ganlab.errors import ConfigError
 from ganlab.functional_optim import FunctionalOptimizer, check_optimizer
 from ganlab.losses import FeatureMatching, NonSaturating
@@ -85,7 +84,7 @@ def test_other_optimisers_are_refused_in_one_line():
     opt = torch.optim.RMSprop([nn.Parameter(torch.zeros(1))])
     with pytest.raises(ConfigError, match=r"^unroll>0 .* not RMSprop: use optim=sgd") as err:
         check_optimizer(opt)
-    assert "\n" not in str(err.value)
+    assert_one_line_error(err.value)
 
 
 # ------------------------------------------------------------------ the look-ahead
@@ -263,7 +262,7 @@ def test_bad_unroll_settings_fail_in_one_line(overrides, start):
     cfg = compose(["data=ring", *overrides])
     with pytest.raises(ConfigError) as err:
         validate_config(cfg)
-    assert str(err.value).startswith(start) and "\n" not in str(err.value), str(err.value)
+    assert_one_line_error(err.value, start=start)
     if "optim._target_" not in " ".join(overrides):  # the module refuses them itself too
         with pytest.raises(ValueError, match=start.split(" ")[0]):
             build_gan(cfg)
@@ -274,7 +273,7 @@ def test_unroll_under_ddp_is_refused_in_one_line():
     gan._trainer = SimpleNamespace(world_size=2, strategy=object())
     with pytest.raises(ValueError, match=r"^unroll=1 is not supported under DDP") as err:
         gan._training_networks()
-    assert "\n" not in str(err.value)
+    assert_one_line_error(err.value)
 
 
 # ------------------------------------------------------------------ feature matching
@@ -337,21 +336,6 @@ def test_feature_matching_without_the_features_protocol_fails_in_one_line():
 
 
 # ------------------------------------------------------------------ end to end
-def _fit(overrides: list[str], steps: int = 6) -> GAN:
-    cfg = compose(["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20",
-                   "noise.dim=4", *overrides])
-    validate_config(cfg)
-    model, dm = build_gan(cfg), build_datamodule(cfg)
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, max_steps=steps, log_every_n_steps=1)
-    trainer.fit(model, datamodule=dm)
-    assert trainer.global_step == steps
-    logged = trainer.callback_metrics
-    assert torch.isfinite(logged["train/loss_g"]) and torch.isfinite(logged["train/loss_d"])
-    return model
-
-
 @pytest.mark.parametrize("overrides", [
     ["unroll=2"], ["unroll=2", "optim=adam", "k=2"],
     ["loss=feature_matching"], ["loss=feature_matching", "k=2"],
@@ -359,7 +343,12 @@ def _fit(overrides: list[str], steps: int = 6) -> GAN:
     ["loss=feature_matching", "unroll=1"],
 ], ids=lambda o: " ".join(o))
 def test_short_runs_train(overrides):
-    model = _fit(overrides)
+    model, trainer = tiny_run(["debug=tiny", "data=ring", "data.n_train=200",
+                               "data.batch_size=20", "noise.dim=4", *overrides],
+                              max_steps=6, log_every_n_steps=1)
+    assert trainer.global_step == 6
+    logged = trainer.callback_metrics
+    assert torch.isfinite(logged["train/loss_g"]) and torch.isfinite(logged["train/loss_d"])
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_script
+from conftest import assert_one_line_error, run_script
 from ganlab.plots.figure import figure_to_array
 from ganlab.plots.xy_game import xy_game_figure
 from ganlab.theory.xy_game import (
@@ -83,4 +83,4 @@ def test_script_writes_the_png_and_prints_the_radii(tmp_path):
     assert Image.open(out).size[0] > 500
     assert f"simultaneous {1.04 ** 15:.4g}" in proc.stdout
     bad = run_script("xy_game.py", ["--eta", "-1", "--out", str(out)], cwd=tmp_path)
-    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: --eta")
+    assert_one_line_error(bad, start="error: --eta")
