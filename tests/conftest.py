@@ -171,15 +171,15 @@ DROPOUT_RING = ["debug=tiny", "data=ring", "data.n_train=600", "data.batch_size=
 
 
 def tiny_gan(config):
-    """The GAN and datamodule of ``config`` (overrides, or a composed config): validated,
+    """The GAN and datamodule of ``config`` (overrides, or a composed config): checked,
     then built after ``seed_everything(cfg.seed)``, as ``train()`` does."""
     import pytorch_lightning as pl
 
     from ganlab.build import build_datamodule, build_gan
-    from ganlab.validate import validate_config
+    from ganlab.config.rules import check_config
 
     cfg = config if isinstance(config, DictConfig) else compose(config)
-    validate_config(cfg)
+    check_config(cfg)
     pl.seed_everything(cfg.seed, verbose=False)
     return build_gan(cfg), build_datamodule(cfg)
 

@@ -11,8 +11,8 @@ import torch
 from conftest import assert_one_line_error, compose, run_script, run_train, tiny_run
 from ganlab.averaging import PREFIX, average_state_dicts, make_average
 from ganlab.build import build_gan
-from ganlab.checkpoint import CheckpointError, average_checkpoints
-from ganlab.restore import restore_run
+from ganlab.run.checkpoints import CheckpointError, average_checkpoints
+from ganlab.run.restore import restore_run
 
 SMALL = ["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20", "noise.dim=4",
          "seed=3"]

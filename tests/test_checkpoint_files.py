@@ -20,8 +20,8 @@ from conftest import (
     toy_cfg,
 )
 from ganlab.build import build_gan
-from ganlab.checkpoint import CheckpointError, check_compatible, load_checkpoint
-from ganlab.train import train
+from ganlab.run.checkpoints import CheckpointError, check_compatible, load_checkpoint
+from ganlab.run.train import train
 
 
 @pytest.fixture(scope="module")

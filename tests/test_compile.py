@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import DROPOUT_RING, assert_one_line_error, compose, tiny_run
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
-from ganlab.validate import validate_config
 
 
 def test_compile_that_cannot_work_here_fails_in_one_line(monkeypatch):
@@ -19,7 +19,7 @@ def test_compile_that_cannot_work_here_fails_in_one_line(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken)
     with pytest.raises(ConfigError) as err:
-        validate_config(compose(["data=ring", "compile=true", "trainer.accelerator=cpu"]))
+        check_config(compose(["data=ring", "compile=true", "trainer.accelerator=cpu"]))
     assert_one_line_error(err.value, "CppCompileError", "compile=false",
                           start="compile=true: torch.compile does not work")
 
@@ -40,8 +40,8 @@ class Losses(pl.Callback):
 @pytest.mark.slow
 def test_compiled_networks_train_to_the_same_losses_as_eager():
     """``compile=true``: the same losses, step by step, as eager (no dropout: compiled code
-    draws its own random masks). The platform probe of ``validate_config`` passes here."""
-    validate_config(compose(["data=ring", "compile=true", "trainer.accelerator=cpu"]))
+    draws its own random masks). The platform probe of ``check_config`` passes here."""
+    check_config(compose(["data=ring", "compile=true", "trainer.accelerator=cpu"]))
     runs = {}
     for compiled in (False, True):
         losses = Losses()

@@ -18,7 +18,7 @@ from omegaconf import open_dict
 
 from conftest import assert_one_line_error, compose, fit_model, tiny_run
 from ganlab.build import build_datamodule, build_gan
-from ganlab.conditional import fixed_labels
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
 from ganlab.losses import AuxiliaryClassCost, NonSaturating
 from ganlab.networks.conditioning import (
@@ -27,7 +27,8 @@ from ganlab.networks.conditioning import (
     ConditionalGenerator,
     ProjectionDiscriminator,
 )
-from ganlab.validate import validate_config
+from ganlab.training.costs import DiscriminatorCost, GeneratorCost
+from ganlab.training.labels import fixed_labels
 
 TINY = ["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20", "noise.dim=4",
         "seed=5"]
@@ -141,14 +142,16 @@ def test_acgan_costs_are_the_game_plus_weighted_class_cross_entropy(generator):
     cfg = compose([*TINY, "condition=acgan", f"condition.generator={generator}",
                    "condition.weight=0.7"])
     model = build_gan(cfg)
-    rule = model._rule
+    d_cost = DiscriminatorCost(model.loss, model.plan)
+    g_cost = GeneratorCost(model.loss, model.plan)
     d = model.discriminator.eval()
     assert isinstance(d, AuxiliaryClassifier)
-    assert rule.classes.weight == 0.7 and rule.classes.fakes is (generator == "onehot")
+    assert d_cost.classes.weight == 0.7 and d_cost.classes.fakes is (generator == "onehot")
     torch.manual_seed(0)
     real, fake = torch.randn(6, 2), torch.randn(6, 2)
     y_real, y_fake = torch.tensor([0, 1, 7, 3, 3, 5]), torch.tensor([2, 2, 6, 0, 1, 4])
-    loss_d, real_logits, fake_logits, class_cost = rule.d_cost(d, real, y_real, fake, y_fake)
+    out = d_cost(d, real, y_real, fake, y_fake)
+    loss_d, real_logits, class_cost = out.loss, out.real.logits, out.terms["loss_class_d"]
 
     def head(x):
         logits, feats = d.base(x, features=True)
@@ -161,7 +164,7 @@ def test_acgan_costs_are_the_game_plus_weighted_class_cross_entropy(generator):
     torch.testing.assert_close(class_cost, want_class)
     torch.testing.assert_close(loss_d, game + want_class)
     torch.testing.assert_close(real_logits, lr)
-    loss_g = rule.g_game_cost(d, fake, y_fake)
+    loss_g = g_cost(d, fake, y_fake)
     want_g = 0.5 * F.softplus(-lf).mean()
     if generator == "onehot":  # Odena's full AC-GAN: G is scored on its classes too
         want_g = want_g + 0.7 * hand_ce(cf, y_fake)
@@ -173,10 +176,10 @@ def test_auxiliary_class_cost_against_torch_and_by_hand():
     y = torch.tensor([0, 2])
     cost = AuxiliaryClassCost(weight=2.0)
     want = 2.0 * (-math.log(math.exp(2) / (math.exp(2) + 1 + math.exp(-1))) + math.log(3)) / 2
-    assert cost.discriminator(logits, y).item() == pytest.approx(want, rel=1e-6)
-    assert cost.generator(logits, y).item() == pytest.approx(want, rel=1e-6)
-    assert cost.discriminator(logits, y, logits, y).item() == pytest.approx(2 * want, rel=1e-6)
-    assert NonSaturating().discriminator(torch.zeros(3), torch.zeros(3)).item() == (
+    assert cost.d_cost(logits, y).item() == pytest.approx(want, rel=1e-6)
+    assert cost.g_cost(logits, y).item() == pytest.approx(want, rel=1e-6)
+    assert cost.d_cost(logits, y, logits, y).item() == pytest.approx(2 * want, rel=1e-6)
+    assert NonSaturating().d_cost(torch.zeros(3), torch.zeros(3)).item() == (
         pytest.approx(math.log(2)))
 
 
@@ -305,7 +308,7 @@ def test_sample_with_and_without_classes():
 def test_conditional_runs_without_labels_fail_in_one_line(overrides, start):
     cfg = compose(overrides)
     with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
+        check_config(cfg)
         build_gan(cfg)  # the weight is the module's to check
     assert_one_line_error(err.value, start=start)
 
@@ -325,8 +328,8 @@ def test_cgan_resumes_exactly_and_restores_from_its_checkpoint(tmp_path):
     conditional model from the checkpoint alone."""
     from test_resume import assert_same_training_state, cfg_for, final_state
 
-    from ganlab.restore import restore_run
-    from ganlab.train import TrainingInterrupted, train
+    from ganlab.run.restore import restore_run
+    from ganlab.run.train import TrainingInterrupted, train
 
     ref_dir, run_dir = tmp_path / "reference", tmp_path / "run"
     short = ["condition=cgan", "trainer.max_epochs=2"]

@@ -11,6 +11,7 @@ from torch import nn
 
 from conftest import assert_one_line_error, compose
 from ganlab.build import build_gan, wrap_conditional
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
 from ganlab.networks import (
     DCGANDiscriminator,
@@ -157,12 +158,12 @@ def test_each_weight_is_saved_once(wrapper):
     (["data=ring", "arch=mlp", "condition=cgan", "condition.generator=embedding"],
      "condition.generator=embedding needs condition.embed_dim"),
     (["data=ring", "arch=mlp", "condition=cgan", "condition.discriminator=magic"],
-     "condition.discriminator='magic' is not one of"),
+     "condition.discriminator=magic is not allowed: use one of 'none', 'auto'"),
     (["data=image_folder", "arch=dcgan", "condition=cgan"], "set data.num_classes"),
 ])
 def test_bad_condition_settings_fail_in_one_line(overrides, text):
     with pytest.raises(ConfigError) as err:
-        build_gan(compose(overrides))
+        check_config(compose(overrides))
     assert_one_line_error(err.value, text)
 
 

@@ -14,9 +14,9 @@ from hydra.errors import ConfigCompositionException
 
 from conftest import CONF, assert_one_line_error, compose
 from ganlab.build import build_datamodule, build_gan
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
-from ganlab.module import GAN
-from ganlab.validate import validate_config
+from ganlab.training.module import GAN
 
 DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
 ARCH = sorted(p.stem for p in (CONF / "arch").glob("*.yaml"))
@@ -33,7 +33,7 @@ def refusal(data: str, arch: str) -> str | None:
     runs every accepted pair for real, so a pair the validator wrongly accepts fails there.
     Cached: the pairs are judged once, when a test first asks, never while pytest collects."""
     try:
-        validate_config(compose([f"data={data}", f"arch={arch}"]))
+        check_config(compose([f"data={data}", f"arch={arch}"]))
     except ConfigError as err:
         return str(err)
     return None

@@ -28,12 +28,12 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 import ganlab.strategies  # noqa: F401  (registers strategy="gan_ddp_spawn")
 from conftest import compose, fit_model, run_train
 from ganlab.build import build_datamodule, build_gan
-from ganlab.checkpoint import load_checkpoint
 from ganlab.data.base import GANDataModule
-from ganlab.launch import check_launch
+from ganlab.errors import ConfigError
 from ganlab.noise import NoisePrior
-from ganlab.train import train
-from ganlab.validate import ConfigError
+from ganlab.run.checkpoints import load_checkpoint
+from ganlab.run.launch import check_launch
+from ganlab.run.train import train
 
 SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]"]
 # what Lightning runs inside pytest; the shipped trainer=ddp uses the subprocess launcher

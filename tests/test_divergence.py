@@ -25,8 +25,8 @@ from conftest import (
 )
 from ganlab.build import build_gan
 from ganlab.callbacks.guards import DivergenceError, DivergenceGuard, find_nonfinite
-from ganlab.checkpoint import load_checkpoint
-from ganlab.train import train
+from ganlab.run.checkpoints import load_checkpoint
+from ganlab.run.train import train
 
 # the maximum-likelihood game with lr=1 on the ring: finite through epoch 0, NaN weights in
 # epoch 1 (with seed 3; the trajectory, and so what blows up first, depends on the data order)

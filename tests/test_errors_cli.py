@@ -17,15 +17,16 @@ from conftest import (
     run_train,
     toy_cfg,
 )
-from ganlab.cli import RunFailed, cli_errors
-from ganlab.train import train
-from ganlab.validate import (
+from ganlab.cli import (
     LAUNCHERS,
-    ConfigError,
+    RunFailed,
     check_cli,
     check_cli_launcher,
     check_cli_overrides,
+    cli_errors,
 )
+from ganlab.errors import ConfigError
+from ganlab.run.train import train
 
 
 def test_constructor_errors_and_config_errors_become_one_line(tmp_path):

@@ -20,7 +20,7 @@ from conftest import (
 from ganlab.build import build_datamodule
 from ganlab.cli import RunFailed, cli_errors
 from ganlab.data.mnist import MissingDataError
-from ganlab.train import train
+from ganlab.run.train import train
 
 
 def test_missing_mnist_names_the_files(tmp_path):

@@ -15,8 +15,8 @@ from torch import nn
 
 from conftest import CONF, compose
 from ganlab.build import build_datamodule, build_gan
-from ganlab.module import GAN
 from ganlab.optim import LinearMomentum
+from ganlab.training.module import GAN
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 

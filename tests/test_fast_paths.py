@@ -33,12 +33,12 @@ def test_direct_backward_and_step_train_exactly_like_lightnings_path(update):
     bit (dropout included), and the same step count."""
     direct, trainer = tiny_run([*DROPOUT_RING, f"update={update}"], steps=12,
                                log_every_n_steps=5)
-    assert direct._plain_backward and direct._plain_step
+    assert direct.direct_backward and direct.direct_step
 
     listener = Listener()
     wrapped, wrapped_trainer = tiny_run([*DROPOUT_RING, f"update={update}"], steps=12,
                                         log_every_n_steps=5, callbacks=[listener])
-    assert not wrapped._plain_backward and not wrapped._plain_step
+    assert not wrapped.direct_backward and not wrapped.direct_step
     assert listener.backward == listener.steps == 24  # 2 per training step, all heard
 
     assert trainer.global_step == wrapped_trainer.global_step == 24

@@ -18,8 +18,8 @@ from conftest import (
     all_finite,
     toy_cfg,
 )
-from ganlab.checkpoint import load_checkpoint
-from ganlab.train import TrainingInterrupted, train
+from ganlab.run.checkpoints import load_checkpoint
+from ganlab.run.train import TrainingInterrupted, train
 
 
 class InterruptAt(pl.Callback):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import compose, run_train
-from ganlab.loggers import build_loggers, default_group_and_name, run_name, sweep_group
+from ganlab.run.loggers import build_loggers, default_group_and_name, run_name, sweep_group
 from wandb_io import offline_runs, records
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from conftest import assert_one_line_error, compose
 from ganlab.build import build_gan
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
 from ganlab.networks import (
     CIFARConvDiscriminator,
@@ -21,8 +22,7 @@ from ganlab.networks import (
 )
 from ganlab.networks.minibatch import MinibatchFeatures
 from ganlab.plots.samples import sample_picture
-from ganlab.train import train
-from ganlab.validate import validate_config
+from ganlab.run.train import train
 
 MB = {"kernels": 4, "dim": 3}
 NETS = [
@@ -233,7 +233,7 @@ def test_unusable_settings_are_one_line_errors(make, option):
 def test_the_validator_refuses_them_before_a_run(overrides, expect):
     base = ["data=ring", "arch=mlp", "arch.discriminator.minibatch_features={kernels: 3, dim: 2}"]
     with pytest.raises(ConfigError, match=expect):
-        validate_config(compose([*base, *overrides]))
+        check_config(compose([*base, *overrides]))
 
 
 @pytest.mark.parametrize("arch", ["mlp", "maxout", "dcgan", "cifar_conv", "cifar_fc", "tfd_mlp"])
@@ -244,7 +244,7 @@ def test_every_arch_takes_the_override(arch):
             "tfd_mlp": "tfd"}.get(arch, "ring")
     cfg = compose([f"data={data}", f"arch={arch}",
                    "arch.discriminator.minibatch_features={kernels: 100, dim: 5}"])
-    validate_config(cfg)
+    check_config(cfg)
     with torch.device("meta"):
         d = build_gan(cfg).discriminator
     (layer,) = [m for m in d.modules() if isinstance(m, MinibatchFeatures)]

@@ -10,7 +10,9 @@ import torch
 
 from conftest import compose, fit_model
 from ganlab.build import build_datamodule, build_gan
-from ganlab.module import GAN
+from ganlab.config.rules import check_config
+from ganlab.errors import ConfigError
+from ganlab.training.module import GAN
 
 
 def _small(overrides: list[str]) -> tuple[GAN, pl.LightningDataModule]:
@@ -104,8 +106,8 @@ def test_simultaneous_update_uses_each_networks_own_cost():
     z = model.noise.draw(len(batch_seen["x"]), gen)
     fake = g0(z)
     real_logits, fake_logits = d0(batch_seen["x"]), d0(fake)
-    loss_d = model.loss.discriminator(real_logits, fake_logits)
-    loss_g = model.loss.generator(fake_logits)
+    loss_d = model.loss.d_cost(real_logits, fake_logits)
+    loss_g = model.loss.g_cost(fake_logits)
     grads_d = torch.autograd.grad(loss_d, list(d0.parameters()), retain_graph=True)
     grads_g = torch.autograd.grad(loss_g, list(g0.parameters()))
     for p, p0, g in zip(model.discriminator.parameters(), d0.parameters(), grads_d, strict=True):
@@ -114,8 +116,9 @@ def test_simultaneous_update_uses_each_networks_own_cost():
         torch.testing.assert_close(p, p0 - g)
 
 
-def test_invalid_module_options():
-    with pytest.raises(ValueError, match="k=0"):
-        _small(["k=0"])
-    with pytest.raises(ValueError, match="simultaneous needs k=1"):
-        _small(["update=simultaneous", "k=2"])
+def test_invalid_module_options_are_refused_by_the_config_check_not_the_module():
+    """The module trusts its settings (every rule is checked once, with the config)."""
+    with pytest.raises(ConfigError, match="^k=0 is not allowed"):
+        check_config(compose(["data=ring", "k=0"]))
+    with pytest.raises(ConfigError, match="^k=2 is not allowed with update=simultaneous"):
+        check_config(compose(["data=ring", "update=simultaneous", "k=2"]))

@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from conftest import assert_one_line_error, compose
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
 from ganlab.networks import DCGANDiscriminator, DCGANGenerator, MLPGenerator
 from ganlab.networks.norms import ReferenceNorm
 from ganlab.noise import NoisePrior
-from ganlab.validate import validate_config
 
 SHAPE = (1, 16, 16)
 
@@ -162,7 +162,7 @@ def test_dcgan_with_virtual_norm_trains_a_few_steps():
 def test_bad_norm_settings_fail_with_one_line(override, option):
     cfg = compose(["arch=dcgan", "arch.generator.norm=virtual", override])
     with pytest.raises(ConfigError) as info:
-        validate_config(cfg)
+        check_config(cfg)
     assert_one_line_error(info.value, option)
 
 

@@ -16,12 +16,10 @@ from conftest import (
     run_train,
     toy_cfg,
 )
-from ganlab.train import train
-from ganlab.validate import (
-    ConfigError,
-    check_cli_output_dir,
-    check_output_dir,
-)
+from ganlab.cli import check_cli_output_dir
+from ganlab.errors import ConfigError
+from ganlab.run.output import check_output_dir
+from ganlab.run.train import train
 
 
 def test_unwritable_output_dir_fails_at_start(tmp_path):

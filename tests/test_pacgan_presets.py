@@ -91,7 +91,7 @@ def test_metrics_score_mode_coverage_on_2500_samples(name):
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_trains_a_few_steps(name, tmp_path):
     """The preset's networks (narrowed) train end to end and are scored for mode coverage."""
-    from ganlab.train import train
+    from ganlab.run.train import train
     cfg = compose([f"experiment={name}", "debug=smoke", "logger=none", "~callbacks.parzen",
                    "arch.generator.hidden=[16,16]", "arch.discriminator.units=[8,8]",
                    "data.n_train=1000", "data.n_val=100", "data.n_test=100",

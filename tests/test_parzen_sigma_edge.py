@@ -16,7 +16,7 @@ from conftest import (
     toy_cfg,
 )
 from ganlab.evaluation import ParzenResult
-from ganlab.train import train
+from ganlab.run.train import train
 
 
 def parzen_result(sigma: float, sigmas) -> ParzenResult:

@@ -262,7 +262,7 @@ def test_cost_curves_use_the_loss_classes(tmp_path):
         x = torch.tensor(lines[label].get_xdata(), dtype=torch.float64)
         assert len(x) == 101 and 0.0 < float(x.min()) and float(x.max()) < 1.0
         logits = torch.logit(x)
-        expected = torch.stack([loss.generator(a.reshape(1)) for a in logits]).numpy()
+        expected = torch.stack([loss.g_cost(a.reshape(1)) for a in logits]).numpy()
         np.testing.assert_allclose(lines[label].get_ydata(), expected, rtol=1e-12)
     assert ax.get_xlim() == (0.0, 1.0)
     assert save_figure(fig, tmp_path / "costs.png").stat().st_size > 0

@@ -11,9 +11,9 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import DROPOUT_RING, assert_one_line_error, compose, fit_model, tiny_gan
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
-from ganlab.module import GAN
-from ganlab.validate import validate_config
+from ganlab.training.module import GAN
 
 
 class Dtypes:
@@ -23,7 +23,7 @@ class Dtypes:
         self.logits: set[torch.dtype] = set()
         self.losses: set[torch.dtype] = set()
         self.values: list[float] = []
-        for name in ("discriminator", "generator"):
+        for name in ("d_cost", "g_cost"):
             setattr(model.loss, name, self._spy(getattr(model.loss, name)))
 
     def _spy(self, cost):
@@ -62,7 +62,7 @@ def test_mixed_precision_runs_the_networks_low_and_the_losses_in_float32(
     fit_model(reference, data, accelerator=accelerator, max_steps=2)
     model, data = tiny_gan([*DROPOUT_RING, "arch.discriminator.hidden_dropout=0"])
     seen, forward = Dtypes(model), ForwardDtypes()
-    validate_config(compose(["data=ring", f"trainer.accelerator={accelerator}",
+    check_config(compose(["data=ring", f"trainer.accelerator={accelerator}",
                              f"trainer.precision={precision}"]))
     fit_model(model, data, accelerator=accelerator, precision=precision, max_steps=20,
               callbacks=[forward])
@@ -79,12 +79,12 @@ def test_mixed_precision_runs_the_networks_low_and_the_losses_in_float32(
 
 @pytest.mark.parametrize("overrides, option", [
     (["trainer.accelerator=cpu", "trainer.precision=16-mixed"], "trainer.precision=16-mixed"),
-    (["trainer.precision=64-true"], "trainer.precision='64-true'"),
-    (["trainer.precision=bf16-true"], "trainer.precision='bf16-true'"),
-    (["compile=maybe"], "compile='maybe'"),
+    (["trainer.precision=64-true"], "trainer.precision=64-true"),
+    (["trainer.precision=bf16-true"], "trainer.precision=bf16-true"),
+    (["compile=maybe"], "compile=maybe"),
     (["compile=true", "update=simultaneous"], "compile=true works with update=alternating"),
 ])
 def test_settings_the_setup_cannot_run_fail_in_one_line(overrides, option):
     with pytest.raises(ConfigError) as err:
-        validate_config(compose(["data=ring", *overrides]))
+        check_config(compose(["data=ring", *overrides]))
     assert_one_line_error(err.value, option)

@@ -6,11 +6,11 @@ import pytest
 
 from conftest import compose
 from ganlab.build import build_gan
+from ganlab.config.rules import check_config
 from ganlab.losses import FeatureMatching
 from ganlab.networks.minibatch import MinibatchFeatures
 from ganlab.networks.packing import PackedDiscriminator
-from ganlab.updates import Alternating, Simultaneous, Unrolled
-from ganlab.validate import validate_config
+from ganlab.training.rules import Alternating, Simultaneous, Unrolled
 
 REMEDIES = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "remedy").glob("*.yaml"))
 
@@ -26,9 +26,9 @@ def test_the_table_rows_exist():
 @pytest.mark.parametrize("remedy", REMEDIES)
 def test_remedy_composes_with_the_pacgan_presets(remedy, data, tmp_path):
     cfg = compose([f"experiment=pacgan_{data}", f"remedy={remedy}"], tmp_path)
-    validate_config(cfg)
+    check_config(cfg)
     gan = build_gan(cfg)
-    d, rule = gan.discriminator, gan._rule
+    d, rule = gan.discriminator, gan.update_rule()
     packed = isinstance(d, PackedDiscriminator)
     has_mbf = any(isinstance(m, MinibatchFeatures) for m in d.modules())
     assert packed == remedy.startswith("pack")

@@ -20,10 +20,10 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from conftest import compose
-from ganlab.checkpoint import load_checkpoint
 from ganlab.data import Ring
-from ganlab.launch import resolve_ckpt_path
-from ganlab.train import TrainingInterrupted, train
+from ganlab.run.checkpoints import load_checkpoint
+from ganlab.run.launch import resolve_ckpt_path
+from ganlab.run.train import TrainingInterrupted, train
 
 # 300 examples, k=2 minibatches of 20 per step: 8 steps an epoch (the last one of 20 rows)
 STEPS_PER_EPOCH = 8
@@ -353,7 +353,7 @@ def test_resume_in_the_same_folder_keeps_the_first_record(tmp_path):
     import yaml
 
     from conftest import run_train
-    from ganlab.run_files import keep_first_hydra_record
+    from ganlab.cli import keep_first_hydra_record
     from ganlab.sweep import load_job
 
     run_dir = tmp_path / "run"

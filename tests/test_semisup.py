@@ -1,6 +1,7 @@
 """Semi-supervised learning with an (n+1)-class discriminator (Salimans et al. 2016, §5):
-the SemiSupervised rule of ganlab/updates.py, the weight-norm and Gaussian-noise options of
-the MLP discriminator, the test-error callback and experiment=semisup_mnist.
+the SemiSupervised rule (ganlab/training/rules/semisup.py), the weight-norm and
+Gaussian-noise options of the MLP discriminator, the test-error callback and
+experiment=semisup_mnist.
 
 The labelled subset itself (class-balanced, chosen by seed) is tested in test_data_labels.py.
 """
@@ -8,6 +9,7 @@ The labelled subset itself (class-balanced, chosen by seed) is tested in test_da
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -18,16 +20,17 @@ from torch import nn
 from conftest import assert_one_line_error, compose, tiny_run
 from ganlab.build import build_gan
 from ganlab.callbacks.semisup import TestError, class_error
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
 from ganlab.losses import FeatureMatching, NonSaturating
-from ganlab.module import GAN
 from ganlab.networks import MLPDiscriminator, MLPGenerator
 from ganlab.networks.conditioning import ClassDiscriminator
 from ganlab.networks.weightnorm import GaussianNoise, weight_normed
 from ganlab.noise import NoisePrior
-from ganlab.strategies import training_networks
-from ganlab.updates import SemiSupervised
-from ganlab.validate import validate_config
+from ganlab.training.costs import DiscriminatorCost, GeneratorCost
+from ganlab.training.labels import label_plan
+from ganlab.training.rules import SemiSupervised, make_rule
+from ganlab.training.step import Optimisers, StepContext
 
 # ``++``: set whether or not the config's defaults already hold a condition group
 SEMISUP = ["++condition.generator=none", "++condition.discriminator=classes",
@@ -39,25 +42,28 @@ SEMISUP_RING = ["debug=tiny", "data=ring", "data.n_train=400", "data.batch_size=
                 "arch.discriminator.negative_slope=0.0", *SEMISUP]
 
 
+class Setup(SimpleNamespace):
+    """Bare networks and the semi-supervised rule, driven through a StepContext alone."""
+
+
 def _gan(weight: float = 1.0, unlabelled_weight: float = 1.0, loss=None, classes: int = 3,
-         **d_options) -> GAN:
+         **d_options) -> Setup:
     torch.manual_seed(0)
     base = MLPDiscriminator([2], hidden=[8, 8], **d_options)
-    gan = GAN(MLPGenerator(4, [2], hidden=[8], output="linear", irange=None),
-              ClassDiscriminator(base, classes), loss or NonSaturating(),
-              lambda p: torch.optim.SGD(p, lr=0.5), NoisePrior(4), seed=3,
-              condition={"discriminator": "classes", "weight": weight,
-                         "unlabelled_weight": unlabelled_weight})
-    gan._nets = training_networks(gan.generator, gan.discriminator, None, False)
-    gan._g_params = list(gan.generator.parameters())
-    gan._d_params = list(gan.discriminator.parameters())
-    gan._d_trainable = [p for p in gan._d_params if p.requires_grad]
-    gan._backward = lambda loss, **kw: loss.backward(**kw)  # without a trainer
-    gan._step = lambda opt: opt.step()
-    gan._loss_scale = lambda: 1.0
-    gan._rule = SemiSupervised(gan)
-    gan.noise.seed(3)
-    return gan
+    generator = MLPGenerator(4, [2], hidden=[8], output="linear", irange=None)
+    discriminator = ClassDiscriminator(base, classes)
+    game, noise = loss or NonSaturating(), NoisePrior(4)
+    plan = label_plan(generator, discriminator)
+    ctx = StepContext(generator, discriminator, noise, plan,
+                      DiscriminatorCost(game, plan, game_weight=unlabelled_weight),
+                      GeneratorCost(game, plan))
+    noise.seed(3)
+    return Setup(generator=generator, discriminator=discriminator, noise=noise, ctx=ctx,
+                 rule=SemiSupervised(weight, unlabelled_weight))
+
+
+def _d_step(gan: Setup, real: torch.Tensor, opt_d) -> dict:
+    return gan.rule.d_step(gan.ctx, real, None, Optimisers(None, opt_d, _Sched(), _Sched()))
 
 
 class _Sched:
@@ -75,13 +81,13 @@ def test_supervised_term_is_the_hand_computed_cross_entropy_and_its_gradient_ste
     -(l_y - log sum_c exp l_c) written out by hand, and logs that cost."""
     gan = _gan(weight=0.7, unlabelled_weight=0.0)
     x_l, y_l = _labelled()
-    gan._rule.labelled_data = (x_l, y_l)
+    gan.rule.labelled_data = (x_l, y_l)
     twin = copy.deepcopy(gan.discriminator)
     _, logits = twin(x_l, classes=True)
     hand = -(logits[torch.arange(len(y_l)), y_l] - logits.exp().sum(1).log()).mean()
     grads = torch.autograd.grad(0.7 * hand, list(twin.parameters()))
     opt_d = torch.optim.SGD(gan.discriminator.parameters(), lr=0.5)
-    stats = gan._rule.d_step(torch.randn(10, 2), opt_d, _Sched())
+    stats = _d_step(gan, torch.randn(10, 2), opt_d)
     torch.testing.assert_close(stats["loss_sup"], hand.detach())
     for p, p0, g in zip(gan.discriminator.parameters(), twin.parameters(), grads, strict=True):
         torch.testing.assert_close(p.detach(), p0.detach() - 0.5 * g)
@@ -92,7 +98,7 @@ def test_unsupervised_term_is_salimans_loss_from_the_fake_class_probability():
     class's logit 0: -1/2 E log(1 - p_fake(x)) - 1/2 E log p_fake(G(z)); and the logged
     D(x) is 1 - p_fake(x)."""
     gan = _gan(weight=0.0, unlabelled_weight=1.0)
-    gan._rule.labelled_data = _labelled()
+    gan.rule.labelled_data = _labelled()
     real = torch.randn(10, 2)
     state = gan.noise.state_dict()
     fake = gan.generator(gan.noise.sample(10)).detach()
@@ -106,7 +112,7 @@ def test_unsupervised_term_is_salimans_loss_from_the_fake_class_probability():
 
     hand = -0.5 * (torch.log(1 - p_fake(real)).mean() + torch.log(p_fake(fake)).mean())
     opt_d = torch.optim.SGD(gan.discriminator.parameters(), lr=0.0)
-    stats = gan._rule.d_step(real, opt_d, _Sched())
+    stats = _d_step(gan, real, opt_d)
     torch.testing.assert_close(stats["loss_unsup"], hand.detach())
     torch.testing.assert_close(stats["loss_d"], hand.detach())
     torch.testing.assert_close(stats["d_real"], (1 - p_fake(real)).mean().detach())
@@ -115,13 +121,13 @@ def test_unsupervised_term_is_salimans_loss_from_the_fake_class_probability():
 def test_labelled_minibatch_is_the_whole_set_when_it_fits_else_a_seeded_draw():
     gan = _gan()
     x_l, y_l = _labelled(n=12)
-    gan._rule.labelled_data = (x_l, y_l)
-    x, y = gan._rule.labelled_batch(12)
+    gan.rule.labelled_data = (x_l, y_l)
+    x, y = gan.rule.labelled_batch(gan.ctx, 12)
     assert x is x_l and y is y_l
     state = gan.noise.state_dict()
-    first = [gan._rule.labelled_batch(5) for _ in range(3)]
+    first = [gan.rule.labelled_batch(gan.ctx, 5) for _ in range(3)]
     gan.noise.load_state_dict(state)
-    again = [gan._rule.labelled_batch(5) for _ in range(3)]
+    again = [gan.rule.labelled_batch(gan.ctx, 5) for _ in range(3)]
     for (xa, ya), (xb, yb) in zip(first, again, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     rows = [int((x_l == r).all(1).nonzero()) for r in first[0][0]]
@@ -212,7 +218,7 @@ def test_features_are_the_last_hidden_layer_before_its_noise():
 def test_bad_semisup_settings_fail_in_one_line(settings, match):
     cfg = compose(["debug=tiny", "data=ring", "data.n_labels=16", *SEMISUP, *settings])
     with pytest.raises(ConfigError, match=match) as err:
-        build_gan(cfg)
+        check_config(cfg)
     assert_one_line_error(err.value)
 
 
@@ -228,8 +234,8 @@ def test_short_ring_run_logs_a_test_error_that_beats_chance(unlabelled):
     logged = trainer.callback_metrics
     assert float(logged["semisup/test_error"]) < 0.5
     assert torch.isfinite(logged["train/loss_sup"])
-    assert isinstance(model._rule, SemiSupervised)
     assert ("train/loss_g" in logged) == bool(unlabelled)
+    assert "train/loss_unsup" in logged if unlabelled else "train/d_real" not in logged
 
 
 def test_semisup_run_resumes_exactly(tmp_path):
@@ -237,7 +243,7 @@ def test_semisup_run_resumes_exactly(tmp_path):
     global RNG, weight-normalised D) stopped mid-epoch and resumed ends bit-identical."""
     from test_resume import assert_same_training_state, cfg_for, final_state
 
-    from ganlab.train import TrainingInterrupted, train
+    from ganlab.run.train import TrainingInterrupted, train
 
     ref_dir, run_dir = tmp_path / "reference", tmp_path / "run"
     short = ["trainer.max_epochs=2", "data.n_labels=48", *SEMISUP, "loss=feature_matching",
@@ -251,7 +257,7 @@ def test_semisup_run_resumes_exactly(tmp_path):
 
 def test_semisup_mnist_preset_builds_the_papers_networks():
     cfg = compose(["experiment=semisup_mnist"])
-    validate_config(cfg)
+    check_config(cfg)
     gan = build_gan(cfg)
     d = gan.discriminator
     widths = [m.out_features for m in d.net if isinstance(m, nn.Linear)]
@@ -259,7 +265,7 @@ def test_semisup_mnist_preset_builds_the_papers_networks():
     assert [m.std for m in d.net if isinstance(m, GaussianNoise)] == [0.3] + [0.5] * 5
     assert isinstance(gan.loss, FeatureMatching) and gan.loss.d_scale == 0.5
     assert cfg.data.n_labels == 100 and "semisup" in cfg.callbacks
-    assert isinstance(gan._rule, SemiSupervised)
+    assert isinstance(make_rule(gan.update, gan.unroll, d.semi_supervised), SemiSupervised)
 
 
 def test_fit_start_runs_the_discriminators_data_dependent_init(monkeypatch):

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from conftest import compose
-from ganlab.train import train
+from ganlab.run.train import train
 
 #: tensor methods that copy a value to the host, and so wait for the device
 SYNCING = ("item", "__float__", "__int__", "__bool__", "__index__", "cpu", "tolist", "numpy")

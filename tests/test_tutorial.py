@@ -60,7 +60,7 @@ def trained_pair():
     for _ in range(steps):
         real = train[torch.randint(len(train), (batch,), generator=g)]
         fake = G(model.noise.draw(batch, g))
-        loss = model.loss.discriminator(D(real), D(fake))
+        loss = model.loss.d_cost(D(real), D(fake))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -150,7 +150,7 @@ def test_max_likelihood_gradient_with_optimal_d_is_the_kl_gradient(g_mean, g_std
     for _ in range(chunks):  # independent Monte Carlo estimates, for a standard error
         z = torch.randn(n, 1, generator=g, dtype=torch.float64)
         G.zero_grad()
-        model.loss.generator(optimal_logit(G(z))).backward()
+        model.loss.g_cost(optimal_logit(G(z))).backward()
         grads.append(torch.stack([b.grad.reshape(()), w.grad.reshape(())]))
     grads = torch.stack(grads)
     estimate, se = grads.mean(0), grads.std(0) / math.sqrt(chunks)
@@ -168,7 +168,7 @@ def test_max_likelihood_gradient_with_optimal_d_is_the_kl_gradient(g_mean, g_std
     ns.generator.load_state_dict(G.state_dict())
     ns.generator.zero_grad()
     z = torch.randn(n, 1, generator=g, dtype=torch.float64)
-    ns.loss.generator(optimal_logit(ns.generator(z))).backward()
+    ns.loss.g_cost(optimal_logit(ns.generator(z))).backward()
     other = torch.stack([ns.generator.out.bias.grad.reshape(()),
                          ns.generator.out.weight.grad.reshape(())])
     assert (other - exact).abs().max() > 0.1

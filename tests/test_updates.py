@@ -1,5 +1,6 @@
-"""The update rules of ganlab/updates.py: the unrolled G cost, its functional optimiser, and
-feature matching (ganlab/losses.py FeatureMatching), each against an independent reference."""
+"""The update rules (ganlab/training/rules/): the unrolled G cost, its functional optimiser,
+and feature matching (ganlab/losses.py FeatureMatching), each against an independent
+reference, driven through a StepContext on bare networks."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ import torch
 from torch import nn
 
 from conftest import assert_one_line_error, compose, tiny_run
-from ganlab.build import build_gan
+from ganlab.build import DryBuild
+from ganlab.config import rules
+from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
-from ganlab.functional_optim import FunctionalOptimizer, check_optimizer
 from ganlab.losses import FeatureMatching, NonSaturating
-from ganlab.module import GAN
 from ganlab.networks.base import Discriminator
 from ganlab.noise import NoisePrior
-from ganlab.strategies import training_networks
-from ganlab.updates import Alternating, Unrolled
-from ganlab.validate import validate_config
+from ganlab.training.costs import DiscriminatorCost, GeneratorCost
+from ganlab.training.functional_optim import FunctionalOptimizer, check_optimizer
+from ganlab.training.labels import label_plan
+from ganlab.training.rules import Alternating, Unrolled
+from ganlab.training.step import StepContext
 
 # ------------------------------------------------------------------ functional optimiser
 OPTIMISERS = {
@@ -96,32 +99,41 @@ class BatchNormD(Discriminator):
         self.net = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
 
 
+class Setup(SimpleNamespace):
+    """Bare networks, their costs and an update rule, driven through a StepContext alone (no
+    module, no trainer): what the rules are written against."""
+
+
 def _gan(discriminator: nn.Module, unroll: int, generator: nn.Module | None = None,
-         loss=None, optimizer=None, dim: int = 3) -> GAN:
+         loss=None, optimizer=None, dim: int = 3) -> Setup:
     torch.manual_seed(0)
     generator = generator or nn.Sequential(nn.Linear(dim, 16), nn.Tanh(), nn.Linear(16, 2))
-    gan = GAN(generator, discriminator, loss or NonSaturating(),
-              optimizer or partial(torch.optim.Adam, lr=0.01, betas=(0.5, 0.999)),
-              NoisePrior(dim=dim, kind="gaussian"), unroll=unroll)
-    return gan
+    game = loss or NonSaturating()
+    plan = label_plan(generator, discriminator)
+    ctx = StepContext(generator, discriminator, NoisePrior(dim=dim, kind="gaussian"), plan,
+                      DiscriminatorCost(game, plan), GeneratorCost(game, plan))
+    return Setup(generator=generator, discriminator=discriminator, loss=game, ctx=ctx,
+                 rule=Unrolled(unroll) if unroll else Alternating(),
+                 optimizer=optimizer or partial(torch.optim.Adam, lr=0.01, betas=(0.5, 0.999)))
 
 
-def _prepare(gan: GAN, z: torch.Tensor, real: torch.Tensor, d_steps: int = 2):
-    """What fitting would set up, a real D optimiser with state, and fixed noise."""
-    gan._nets = training_networks(gan.generator, gan.discriminator, None, False)
-    gan._g_params = list(gan.generator.parameters())
-    gan._d_params = list(gan.discriminator.parameters())
-    gan._d_trainable = [p for p in gan._d_params if p.requires_grad]
+def _prepare(gan: Setup, z: torch.Tensor, real: torch.Tensor, d_steps: int = 2):
+    """A real D optimiser with state, as D's k real steps leave it, and fixed noise."""
     opt_d = gan.optimizer(gan.discriminator.parameters())
-    for _ in range(d_steps):  # give the optimiser state, as D's k real steps do
+    for _ in range(d_steps):
         with torch.no_grad():
             fake = gan.generator(z)
-        loss = gan.loss.discriminator(gan.discriminator(real), gan.discriminator(fake))
+        loss = gan.loss.d_cost(gan.discriminator(real), gan.discriminator(fake))
         opt_d.zero_grad()
         loss.backward()
         opt_d.step()
-    gan._rule.noise = SimpleNamespace(sample=lambda n: z[:n])
+    gan.ctx.noise = SimpleNamespace(sample=lambda n: z[:n])
     return opt_d
+
+
+def _g_cost(gan: Setup, real, n, opt_d) -> torch.Tensor:
+    """G's cost as the rule's G step takes it (D frozen only by the caller)."""
+    return gan.rule.g_loss(gan.ctx, real, None, n, opt_d)
 
 
 def _snapshot(module: nn.Module, opt) -> tuple[dict, dict]:
@@ -137,7 +149,7 @@ def test_lookahead_leaves_the_real_d_and_its_optimiser_untouched(optim):
     opt_d = _prepare(gan, z, real)
     weights, state = _snapshot(d, opt_d)
     fake = gan.generator(z)
-    params, buffers = gan._rule.lookahead(real, fake, opt_d)
+    params, buffers = gan.rule.lookahead(gan.ctx, real, fake, opt_d)
     assert _same_state(opt_d.state_dict(), state)
     for name, value in d.state_dict().items():
         assert torch.equal(value, weights[name]), name
@@ -148,16 +160,17 @@ def test_lookahead_leaves_the_real_d_and_its_optimiser_untouched(optim):
     assert int(buffers["net.1.num_batches_tracked"]) == int(d.net[1].num_batches_tracked) + 6
     # a whole G step (cost, backward) leaves them untouched too, and D gets no gradient
     d.zero_grad(set_to_none=True)
-    gan._rule.generator_cost(real, 16, opt_d).backward()
+    with gan.ctx.frozen_d():
+        _g_cost(gan, real, 16, opt_d).backward()
     assert all(p.grad is None for p in d.parameters())
     for name, value in d.state_dict().items():
         assert torch.equal(value, weights[name]), name
     assert _same_state(opt_d.state_dict(), state)
 
 
-def _g_grads(gan: GAN, real, opt_d, n) -> list[torch.Tensor]:
+def _g_grads(gan: Setup, real, opt_d, n) -> list[torch.Tensor]:
     gan.generator.zero_grad(set_to_none=True)
-    gan._rule.generator_cost(real, n, opt_d).backward()
+    _g_cost(gan, real, n, opt_d).backward()
     return [p.grad.clone() for p in gan.generator.parameters()]
 
 
@@ -167,16 +180,11 @@ def test_unroll_zero_is_the_plain_cost_and_unroll_k_changes_gs_gradient():
     z, real = torch.randn(16, 3), torch.randn(16, 2)
     gan = _gan(BatchNormD(), unroll=2)
     opt_d = _prepare(gan, z, real)
-    assert type(gan._rule) is Unrolled
+    assert type(gan.rule) is Unrolled
     unrolled = _g_grads(gan, real, opt_d, 16)
-    gan.unroll = 0
-    zero = Unrolled(gan)
-    zero.noise = gan._rule.noise
-    gan._rule = zero
+    gan.rule = Unrolled(0)
     at_zero = _g_grads(gan, real, opt_d, 16)
-    plain = Alternating(gan)
-    plain.noise = zero.noise
-    gan._rule = plain
+    gan.rule = Alternating()
     plain_grads = _g_grads(gan, real, opt_d, 16)
     for a, b in zip(at_zero, plain_grads, strict=True):
         assert torch.equal(a, b)
@@ -251,8 +259,8 @@ def test_unrolled_gradient_equals_finite_differences_of_the_hand_written_unrolle
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("overrides, start", [
     (["unroll=-1"], "unroll=-1 is not allowed: it must be an integer >= 0"),
-    (["unroll=1.5"], "unroll=1.5 is not allowed"),
-    (["unroll=true"], "unroll=True is not allowed"),
+    (["unroll=1.5"], "unroll=1.5 is not allowed: it must be an integer"),
+    (["unroll=true"], "unroll=true is not allowed: it must be an integer"),
     (["unroll=2", "update=simultaneous"], "unroll=2 works with update=alternating only"),
     (["unroll=2", "compile=true"], "unroll=2 does not work with compile=true"),
     (["unroll=2", "optim._target_=torch.optim.RMSprop", "~optim.momentum"],
@@ -261,19 +269,15 @@ def test_unrolled_gradient_equals_finite_differences_of_the_hand_written_unrolle
 def test_bad_unroll_settings_fail_in_one_line(overrides, start):
     cfg = compose(["data=ring", *overrides])
     with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
+        check_config(cfg)
     assert_one_line_error(err.value, start=start)
-    if "optim._target_" not in " ".join(overrides):  # the module refuses them itself too
-        with pytest.raises(ValueError, match=start.split(" ")[0]):
-            build_gan(cfg)
 
 
 def test_unroll_under_ddp_is_refused_in_one_line():
-    gan = _gan(BatchNormD(), unroll=1)
-    gan._trainer = SimpleNamespace(world_size=2, strategy=object())
-    with pytest.raises(ValueError, match=r"^unroll=1 is not supported under DDP") as err:
-        gan._training_networks()
-    assert_one_line_error(err.value)
+    with pytest.raises(ConfigError) as err:
+        check_config(compose(["data=ring", "unroll=1", "trainer=ddp"]))
+    assert_one_line_error(err.value, "trainer.devices=2", start="unroll=1 is not supported "
+                                                                 "under DDP")
 
 
 # ------------------------------------------------------------------ feature matching
@@ -281,13 +285,13 @@ def test_feature_matching_cost_is_the_squared_distance_of_the_mean_features():
     real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     fake = torch.tensor([[0.0, 0.0], [2.0, 2.0]])
     # means (2, 3) and (1, 1): difference (1, 2), mean square (1 + 4) / 2
-    assert FeatureMatching().feature_generator(real, fake).item() == 2.5
-    assert FeatureMatching(scale=0.5).feature_generator(real, fake).item() == 1.25
+    assert FeatureMatching().g_cost(fake, real).item() == 2.5
+    assert FeatureMatching(scale=0.5).g_cost(fake, real).item() == 1.25
     logits_r, logits_f = torch.randn(7), torch.randn(7)
-    assert torch.equal(FeatureMatching(real_label=0.9).discriminator(logits_r, logits_f),
-                       NonSaturating(real_label=0.9).discriminator(logits_r, logits_f))
-    with pytest.raises(NotImplementedError, match="feature_generator"):
-        FeatureMatching().generator(logits_f)
+    assert torch.equal(FeatureMatching(real_label=0.9).d_cost(logits_r, logits_f),
+                       NonSaturating(real_label=0.9).d_cost(logits_r, logits_f))
+    with pytest.raises(ValueError, match="real_features"):
+        FeatureMatching().g_cost(logits_f)
 
 
 @pytest.mark.parametrize("unroll", [0, 2])
@@ -296,8 +300,8 @@ def test_feature_matching_gradient_reaches_g_and_not_d(unroll):
     z, real = torch.randn(16, 3), torch.randn(16, 2)
     opt_d = _prepare(gan, z, real)
     gan.discriminator.zero_grad(set_to_none=True)
-    frozen = [p.requires_grad_(False) for p in gan._d_trainable]
-    cost = gan._rule.generator_cost(real, 16, opt_d)
+    frozen = [p.requires_grad_(False) for p in gan.ctx.d_trainable]
+    cost = _g_cost(gan, real, 16, opt_d)
     if unroll == 0:  # against the features by hand, from the same D (eval: no BN update)
         d = gan.discriminator
         real_f = d.net[:-1](real)
@@ -325,14 +329,20 @@ class IgnoresFeaturesD(NoFeaturesD):
 
 
 def test_feature_matching_without_the_features_protocol_fails_in_one_line():
-    with pytest.raises(ConfigError, match=r"^loss=feature_matching needs a discriminator "
-                                          r"that returns its features .* NoFeaturesD"):
-        _gan(NoFeaturesD(), unroll=0, loss=FeatureMatching())
+    """The config check asks the D that will train; a D that takes ``features`` but ignores
+    it is caught at the first G step."""
+    gan = _gan(NoFeaturesD(), unroll=0, loss=FeatureMatching())
+    with pytest.raises(ConfigError) as err:
+        rules.features(compose(["data=ring", "loss=feature_matching"]),
+                       DryBuild(gan.generator, gan.discriminator, {}))
+    assert_one_line_error(err.value, "NoFeaturesD",
+                          start="loss=feature_matching needs a discriminator that returns "
+                                "its features")
     gan = _gan(IgnoresFeaturesD(), unroll=0, loss=FeatureMatching())
     z, real = torch.randn(4, 3), torch.randn(4, 2)
     opt_d = _prepare(gan, z, real)
     with pytest.raises(ConfigError, match=r"^loss=feature_matching needs .*IgnoresFeaturesD"):
-        gan._rule.generator_cost(real, 4, opt_d)
+        _g_cost(gan, real, 4, opt_d)
 
 
 # ------------------------------------------------------------------ end to end
@@ -356,7 +366,7 @@ def test_unrolled_run_resumes_exactly(tmp_path):
     """A run with unroll=2 stopped mid-epoch and resumed ends bit-identical."""
     from test_resume import assert_same_training_state, cfg_for, final_state
 
-    from ganlab.train import TrainingInterrupted, train
+    from ganlab.run.train import TrainingInterrupted, train
 
     ref_dir, run_dir = tmp_path / "reference", tmp_path / "run"
     short = ["unroll=2", "trainer.max_epochs=2"]

@@ -12,7 +12,7 @@ import time
 from conftest import (
     compose,
 )
-from ganlab import wandb_setup
+from ganlab.run import wandb_setup
 
 
 def test_wandb_online_without_server_falls_back_to_offline(monkeypatch, caplog):

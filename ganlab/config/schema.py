@@ -40,8 +40,7 @@ Limit = Annotated[int, AfterValidator(_limit)]
 
 def _precision(value: Any) -> str:
     if str(value) not in PRECISIONS:
-        raise ValueError(f"use one of {', '.join(PRECISIONS)} (bf16-mixed: CPU or GPU; "
-                         "16-mixed: CUDA GPUs)")
+        raise ValueError(f"use one of {', '.join(PRECISIONS)}")
     return str(value)
 
 
@@ -237,13 +236,15 @@ def show(value: Any) -> str:
     return str(value)
 
 
-def _reason(error: dict[str, Any]) -> str:
+def _reason(error: dict[str, Any], field: Any) -> str:
     kind, ctx = error["type"], error.get("ctx", {})
     bounds = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"),
               "less_than_equal": ("le", "<="), "less_than": ("lt", "<")}
     if kind in bounds:
         key, op = bounds[kind]
-        return f"it must be {op} {ctx[key]}"
+        whole = field is not None and int in (field.annotation, *getattr(
+            field.annotation, "__args__", ()))
+        return f"it must be {'an integer ' if whole else ''}{op} {ctx[key]:g}"
     if kind == "literal_error":
         return f"use one of {ctx['expected'].replace(' or ', ', ')}"
     if kind == "value_error":
@@ -255,15 +256,16 @@ def _reason(error: dict[str, Any]) -> str:
             "missing": "it must be set"}.get(kind, error["msg"])
 
 
-def _description(loc: tuple[Any, ...]) -> str | None:
+def _field(loc: tuple[Any, ...]) -> Any:
+    """The schema's field at ``loc`` (None when it is not one)."""
     model: type[BaseModel] | None = Run
     field = None
     for part in loc:
         if model is None or not isinstance(part, str) or part not in model.model_fields:
-            break
+            return None
         field = model.model_fields[part]
         model = _node_type(field.annotation)
-    return field.description if field is not None else None
+    return field
 
 
 def check_schema(cfg: DictConfig) -> None:
@@ -275,9 +277,11 @@ def check_schema(cfg: DictConfig) -> None:
         error = err.errors()[0]
         loc = tuple(p for p in error["loc"] if isinstance(p, str))
         key = ".".join(loc)
-        meaning = _description(loc)
-        raise ConfigError(f"{key}={show(error['input'])} is not allowed: {_reason(error)}"
-                          + (f" ({meaning})" if meaning else "")) from None
+        field = _field(loc)
+        meaning = field.description if field is not None else None
+        raise ConfigError(f"{key}={show(error['input'])} is not allowed: "
+                          f"{_reason(error, field)}" + (f"; {key}: {meaning}" if meaning else "")
+                          ) from None
 
 
 def key_table() -> str:

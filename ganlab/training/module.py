@@ -140,6 +140,7 @@ class GAN(pl.LightningModule):
         self._context: StepContext | None = None
         self._rule: UpdateRule | None = None
         self._rows_per_step = 0
+        self.direct_backward = self.direct_step = False
         self.streams = RandomStreams()
         # the noise that sample grids are drawn from, the same z at every epoch
         fixed = noise.draw(N_FIXED, torch.Generator().manual_seed(self.seed + 12345))
@@ -258,23 +259,30 @@ class GAN(pl.LightningModule):
             self.loss, self.plan, list(self.regularizers.items()),
             game_weight=float(self.condition.get("unlabelled_weight", 1.0))
             if getattr(self.discriminator, "semi_supervised", False) else 1.0)
-        plain_backward, plain_step = backward_is_plain(trainer, self), step_is_plain(trainer, self)
+        nets = self._training_networks()
+        #: whether this fit calls autograd and the optimizer directly, where Lightning's
+        #: wrappers would do nothing more (:mod:`ganlab.compat`)
+        self.direct_backward = backward_is_plain(trainer, self)
+        self.direct_step = step_is_plain(trainer, self)
         return StepContext(
             self.generator, self.discriminator, self.noise, self.plan, d_cost,
-            GeneratorCost(self.loss, self.plan), k=self.k, nets=self._training_networks(),
+            GeneratorCost(self.loss, self.plan), k=self.k, nets=nets,
             labelled=labelled if isinstance(labelled, bool) else self.plan.reads_real_labels,
-            backward=(lambda loss, **kw: loss.backward(**kw)) if plain_backward
+            backward=(lambda loss, **kw: loss.backward(**kw)) if self.direct_backward
             else self.manual_backward,
-            optimizer_step=optimizer_step if plain_step else (lambda opt: opt.step()),
+            optimizer_step=optimizer_step if self.direct_step else (lambda opt: opt.step()),
             loss_scale=self._loss_scale,
             labelled_subset=getattr(datamodule, "labelled_subset", None))
 
+    def update_rule(self) -> UpdateRule:
+        """A fresh instance of the update rule these settings train with (one per fit)."""
+        return make_rule(self.update, self.unroll,
+                         getattr(self.discriminator, "semi_supervised", False),
+                         self.class_weight, float(self.condition.get("unlabelled_weight", 1.0)))
+
     def on_fit_start(self) -> None:
         self._context = self.step_context()
-        self._rule = make_rule(self.update, self.unroll,
-                               getattr(self.discriminator, "semi_supervised", False),
-                               self.class_weight,
-                               float(self.condition.get("unlabelled_weight", 1.0)))
+        self._rule = self.update_rule()
         if self.steps_per_batch > 1:
             m = getattr(self.trainer.datamodule, "batch_size", None)
             if not isinstance(m, int):
