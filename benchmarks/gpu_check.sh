@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The GPU checks of issue #16 in one go, for a machine with CUDA GPUs:
+# The GPU checks of the training-speed work in one go, for a machine with CUDA GPUs:
 #   1. training throughput, ganlab against a plain loop (benchmarks/train_throughput.py)
 #   2. no host-device sync on steps that log nothing, under torch.cuda.set_sync_debug_mode
-#      ("error"), plus bf16-mixed / 16-mixed on the GPU (tests/test_speed.py, GPU cases)
+#      ("error"), plus bf16-mixed / 16-mixed on the GPU (tests/test_sync_free_steps.py,
+#      tests/test_precision.py and tests/test_compile.py, GPU cases)
 #   3. a short DDP run over all visible GPUs (scripts/train.py trainer=ddp), and ganlab's DDP
 #      strategy against Lightning's on them (benchmarks/ddp_throughput.py, 2+ GPUs)
 #   4. the Parzen evaluator against its matmul floor on the GPU (benchmarks/parzen.py)
@@ -43,7 +44,7 @@ $PY benchmarks/train_throughput.py --accelerator "$ACC" $THROUGHPUT >"$OUT/throu
 RC[throughput]=$?
 
 echo "== 2/4 sync count and mixed precision tests"
-$PY -m pytest tests/test_speed.py -q -p no:cacheprovider -rs "${TESTS[@]}" \
+$PY -m pytest tests/test_sync_free_steps.py tests/test_precision.py tests/test_compile.py -q -p no:cacheprovider -rs "${TESTS[@]}" \
     >"$OUT/tests.txt" 2>&1
 RC[tests]=$?
 

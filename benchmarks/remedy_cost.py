@@ -1,4 +1,5 @@
-"""Each mode-collapse remedy's cost per training step, relative to the plain GAN (issue 13).
+"""Each mode-collapse remedy's cost per training step, relative to the plain GAN (the
+mode-collapse table, docs/RESULTS.md).
 
 One model for every row: the PacGAN-style toy (``data=ring``, ``arch=mlp`` with its 256-256
 MLPs, 2-d Gaussian noise, batch 100), trained by ganlab as a run trains

@@ -11,7 +11,7 @@ Two forms, both built on :class:`torch.optim.swa_utils.AveragedModel`:
 - ``uniform``: the plain mean of every generator iterate since ``start_epoch`` (Polyak).
 - ``ema``: an exponential moving average with ``decay`` per generator update.
 
-:func:`ganlab.checkpoint.average_checkpoints` is the same idea after the fact: the uniform
+:func:`ganlab.run.checkpoints.average_checkpoints` is the same idea after the fact: the uniform
 mean of the generators stored in a run's checkpoints (:func:`average_state_dicts`).
 """
 

@@ -9,7 +9,7 @@ written (every ``trainer.log_every_n_steps``); its own callbacks (``LearningRate
 that a Lightning upgrade that moves it breaks one test, not training. Likewise
 :func:`backward_is_plain` and :func:`step_is_plain` encode what ``manual_backward`` and a
 manual ``optimizer.step()`` do in Lightning 2.6, and :func:`optimizer_step` uses the two
-step counters the manual loop gives each ``LightningOptimizer`` (tests/test_speed.py checks
+step counters the manual loop gives each ``LightningOptimizer`` (tests/test_fast_paths.py checks
 that both paths train to bit-identical weights and step counts).
 """
 

@@ -1,6 +1,6 @@
 """``compile=true``: check, before anything is built, that ``torch.compile`` works here.
 
-ganlab compiles the training step's forward passes of G and D (:class:`~ganlab.module.GAN`,
+ganlab compiles the training step's forward passes of G and D (:class:`~ganlab.training.module.GAN`,
 ``compile``). Compilation happens at the first training step, so a platform where it
 cannot work (no C++ compiler for the CPU backend, no Triton for GPUs, an unsupported
 Python) would otherwise fail there, after the data has loaded, with a compiler traceback.

@@ -1,11 +1,11 @@
 """Which ``trainer.precision`` values ganlab trains with, checked before anything is built.
 
 ganlab trains with manual optimisation: under a ``*-mixed`` precision Lightning runs the
-training step in autocast and :class:`~ganlab.module.GAN` computes every loss in float32 from
-the logits. The noise, the data and the generator average stay float32, so the ``*-true``
-half and double precisions (which convert the weights themselves) are refused rather than
-half-supported. Lightning would silently turn ``16-mixed`` on a CPU into ``bf16-mixed``;
-ganlab says so instead.
+training step in autocast and every loss is computed in float32 from the logits
+(:mod:`ganlab.training.costs`). The noise, the data and the generator average stay float32,
+so the ``*-true`` half and double precisions (which convert the weights themselves) are
+refused (by the config's schema) rather than half-supported. Lightning would silently turn
+``16-mixed`` on a CPU into ``bf16-mixed``; ganlab says so instead.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from ganlab.noise import NoisePrior
 
 
 class RandomStreams:
-    """Capture and restore the random state of :class:`~ganlab.module.GAN` training."""
+    """Capture and restore the random state of :class:`~ganlab.training.module.GAN` training."""
 
     def __init__(self) -> None:
         self._pending_noise: dict | None = None          # rank 0's stream (older checkpoints)

@@ -1,4 +1,4 @@
-"""Stand-ins for a class-conditional GAN, as the module contract of issue 14 states it:
+"""Stand-ins for a class-conditional GAN, with the module contract a conditional GAN keeps:
 ``num_classes``, ``sample(n, seed=None, batch_size=1000, averaged=None, y=None)``,
 ``sampler(averaged)`` returning G called as ``g(z, y)``, ``fixed_z`` / ``fixed_y``.
 

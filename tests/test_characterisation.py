@@ -1,7 +1,7 @@
 """Characterisation: a short run of each preset family ends with the weights it ended with
 when these checksums were recorded, so restructuring the code provably changes no training.
 
-Each family runs through ``ganlab.train.train`` as ``scripts/train.py`` would (the preset's
+Each family runs through ``ganlab.run.train.train`` as ``scripts/train.py`` would (the preset's
 own networks, shrunk to a few units so a run takes seconds, on a small MNIST-format file set
 written here, or on the ring), and its final checkpoint's state dict (G, D, the averaged G,
 the fixed noise) is hashed byte for byte, keys included.

@@ -313,7 +313,7 @@ def test_conditional_runs_without_labels_fail_in_one_line(overrides, start):
     assert_one_line_error(err.value, start=start)
 
 
-@pytest.mark.slow  # a CLI subprocess; validate_config is tested in-process above
+@pytest.mark.slow  # a CLI subprocess; check_config is tested in-process above
 def test_cli_refuses_cgan_on_unlabelled_data_before_training(tmp_path):
     from conftest import run_train
 

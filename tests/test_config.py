@@ -29,7 +29,7 @@ RUN_LIMIT = 5_000_000
 @functools.cache
 def refusal(data: str, arch: str) -> str | None:
     """Why the validator refuses ``data`` x ``arch`` before a run, or None if it accepts the pair
-    (it builds both networks on the meta device: ganlab.arch_fit). The test below builds and
+    (it builds both networks on the meta device: ganlab.build.dry_build). The test below builds and
     runs every accepted pair for real, so a pair the validator wrongly accepts fails there.
     Cached: the pairs are judged once, when a test first asks, never while pytest collects."""
     try:

@@ -113,3 +113,11 @@ def test_the_key_table_lists_every_schema_key():
                         "trainer", "callbacks"):
             assert f"| `{name}` |" in table
     assert "| `loss.real_label` | float, > 0, <= 1 | 1.0 |" in table
+
+
+def test_the_key_table_in_the_docs_is_the_schemas():
+    from conftest import REPO
+
+    doc = (REPO / "docs" / "CONFIG.md").read_text()
+    between = doc.split("<!-- key table: begin -->\n")[1].split("\n<!-- key table: end -->")[0]
+    assert between == key_table()

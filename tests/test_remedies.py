@@ -16,8 +16,8 @@ REMEDIES = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "remedy"
 
 
 def test_the_table_rows_exist():
-    # issue 13's table: plain, minibatch features, PacGAN2/4, unrolled K=5, feature matching,
-    # label smoothing, k=5 (and the alternating control for the last ones)
+    # the mode-collapse table's rows: plain, minibatch features, PacGAN2/4, unrolled K=5,
+    # feature matching, label smoothing, k=5 (and the alternating control for the last ones)
     assert set(REMEDIES) == {"none", "alternating", "minibatch", "pack2", "pack4", "unrolled5",
                              "feature_matching", "label_smoothing", "k5"}
 

@@ -10,7 +10,7 @@ from ganlab.optim import LinearMomentum
 class MomentumRamp(pl.Callback):
     """Raise both optimisers' momentum linearly from epoch ``start`` to ``saturate``.
 
-    :class:`~ganlab.module.GAN` attaches it itself (``configure_callbacks``) from its
+    :class:`~ganlab.training.module.GAN` attaches it itself (``configure_callbacks``) from its
     ``schedule``, so the ramp is part of the experiment, not an optional extra. The initial
     momentum is read when fitting starts, before a checkpoint's optimiser state is restored,
     so a resumed run ramps from the configured value, as the uninterrupted one did.

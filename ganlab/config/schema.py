@@ -115,13 +115,14 @@ class Schedule(_Node):
 
 
 class Trainer(_Node):
-    max_epochs: Limit = Field(100, description="epochs to train (-1: no limit)")
+    max_epochs: Limit = Field(100, description="epochs to train (-1: no limit)",
+                              json_schema_extra={"allowed": "int >= 1, or -1"})
     max_steps: Limit = Field(-1, description="optimizer steps, (k + 1) per training step "
-                             "(-1: no limit)")
+                             "(-1: no limit)", json_schema_extra={"allowed": "int >= 1, or -1"})
     log_every_n_steps: int = Field(50, ge=1, description="training steps between logged values")
     precision: Annotated[Any, AfterValidator(_precision)] = Field(
-        "32-true", description="32-true, bf16-mixed (autocast, losses in float32) or 16-mixed "
-        "(CUDA)")
+        "32-true", description="bf16-mixed and 16-mixed (CUDA only) run the networks in "
+        "autocast, every loss in float32", json_schema_extra={"allowed": ", ".join(PRECISIONS)})
 
 
 class Parzen(_Node):
@@ -303,6 +304,9 @@ def key_table() -> str:
 
 
 def _allowed(field: Any) -> str:
+    extra = field.json_schema_extra or {}
+    if "allowed" in extra:
+        return str(extra["allowed"])
     annotation = field.annotation
     text = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
     if getattr(annotation, "__origin__", None) is Literal:

@@ -34,7 +34,7 @@ def parzen_score(
     sigma is chosen on the first ``n_valid`` validation rows (the original ``parzen_ll.py``
     defaults to the first 1,000 of MNIST's 10,000; ``None`` uses them all). ``samples`` may be
     given (e.g. gathered from every DDP rank); otherwise they are drawn with ``seed`` from the
-    generator ``averaged`` selects (see :meth:`ganlab.module.GAN.sampler`).
+    generator ``averaged`` selects (see :meth:`ganlab.training.module.GAN.sampler`).
     """
     if samples is None:
         samples = module.sample(n_samples, seed=seed, averaged=averaged)

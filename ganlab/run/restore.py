@@ -26,7 +26,7 @@ def restore_run(
     The checkpoint stores the run's composed config, so the networks are rebuilt exactly as
     trained; ``data_root`` points the datamodule at another copy of the data. A list of
     checkpoints (of one run) gives the last one with its generator replaced by the mean of
-    all their generators (:func:`ganlab.checkpoint.average_checkpoints`).
+    all their generators (:func:`ganlab.run.checkpoints.average_checkpoints`).
     """
     if isinstance(ckpt_path, str | Path):
         ckpt = load_checkpoint(ckpt_path)

@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Checks come first (config, output directory, W&B reachability, data, checkpoint to resume
     from), so that bad input fails before anything slow or irreversible starts. A failure is
-    also written to ``<run dir>/error.txt`` (:func:`ganlab.run_files.record_failure`).
+    also written to ``<run dir>/error.txt`` (:func:`ganlab.run.files.record_failure`).
     """
     output_dir = cfg.paths.output_dir
     clear_failure(output_dir)

@@ -13,7 +13,7 @@ import yaml
 
 #: the override that repeats a setting; rows group the jobs by every other swept option
 SEED = "seed"
-ERROR_FILE = "error.txt"  # written by ganlab.run_files.record_failure
+ERROR_FILE = "error.txt"  # written by ganlab.run.files.record_failure
 
 
 @dataclass
