@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 from torch import Tensor
 
-from ganlab.compat import logs_this_step
+from ganlab.compat import logs_this_step, train_progress_bar
 
 
 class ProgressBar(TQDMProgressBar):
@@ -52,7 +52,7 @@ class ProgressBar(TQDMProgressBar):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        bar = self._train_progress_bar
+        bar = train_progress_bar(self)
         if bar is None or bar.disable:
             return
         logged = logs_this_step(trainer)

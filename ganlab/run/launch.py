@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from pytorch_lightning.accelerators import CPUAccelerator
-from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+from ganlab.compat import reruns_command_line
 from ganlab.errors import CheckpointError, ConfigError
 
 
@@ -56,8 +56,7 @@ def check_launch(trainer: pl.Trainer, sync_batchnorm: bool = False) -> None:
             "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU kernel); "
             "use trainer.sync_batchnorm=false on CPU"
         )
-    launcher = trainer.strategy.launcher
-    if not (isinstance(launcher, _SubprocessScriptLauncher) and trainer.world_size > 1):
+    if not (reruns_command_line(trainer) and trainer.world_size > 1):
         return
     if trainer.strategy.cluster_environment.creates_processes_externally:
         return
