@@ -22,10 +22,17 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException, HydraException, InstantiationException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import (
+    CompactHydraException,
+    HydraException,
+    InstantiationException,
+    OverrideParseException,
+)
 from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
@@ -123,9 +130,9 @@ def check_cli_output_dir(argv: Sequence[str]) -> None:
     args = set(argv)
     if NO_JOB_FLAGS & args:
         return
-    key = "hydra.sweep.dir=" if {"-m", "--multirun"} & args else "hydra.run.dir="
-    given = [a[len(key):] for a in argv if a.startswith(key)]
-    path = given[-1] if given and "${" not in given[-1] else "outputs"
+    key = "hydra.sweep.dir" if {"-m", "--multirun"} & args else "hydra.run.dir"
+    given = given_value(argv, key)
+    path = given if given and "${" not in given else "outputs"
     floors = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("min_free_mb=")]
     floor = None
     if floors:  # a sweep over floors (-m +min_free_mb=50,100): each job checks its own
@@ -192,13 +199,72 @@ def composition_message(err: BaseException, script: str = "train") -> str:
     return f"{message} (available: {', '.join(options)})" if options else message
 
 
+#: scripts that score or draw a saved run: its networks, data and game come from the checkpoint
+CHECKPOINT_SCRIPTS = ("evaluate", "visualize")
+
+
+def parse_overrides(argv: Sequence[str]) -> list[Any]:
+    """Hydra's parse of the command line's overrides, or a one-line :class:`ConfigError`
+    naming the argument and how to quote it (Hydra prints its lexer's error over 4 lines)."""
+    parser = OverridesParser.create()
+    parsed = []
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        try:
+            parsed.extend(parser.parse_overrides([arg]))
+        except OverrideParseException:
+            key, _, value = arg.partition("=")
+            raise ConfigError(
+                f"{arg!r} is not an override Hydra can read: quote a value that has spaces or "
+                f"characters other than letters, digits and _-./ , e.g. {key}='{value}' (on "
+                f"the command line: \"{key}='{value}'\")") from None
+    return parsed
+
+
+def given_value(argv: Sequence[str], key: str) -> str | None:
+    """The last value the command line gives ``key`` (quotes removed, as Hydra reads it)."""
+    values = [o.value() for o in parse_overrides([a for a in argv if not a.startswith("-")])
+              if o.key_or_group == key and not o.is_delete()]
+    return None if not values else str(values[-1])
+
+
+def run_keys() -> set[str]:
+    """The keys and config groups of a training run (``arch``, ``loss``, ``k``, ...)."""
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        run = compose(config_name="config")
+    return (groups | set(run.keys())) - {"hydra", "paths", "seed"}
+
+
+def check_checkpoint_overrides(argv: Sequence[str], config_name: str) -> None:
+    """A script that reads a checkpoint refuses a training setting in one line: the
+    networks, the data and the game come from the checkpoint, so the override would do
+    nothing (Hydra would suggest ``+arch=mlp``, which then runs and ignores it)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        own = set(compose(config_name=config_name).keys())
+    keys = run_keys() - own
+    for override in parse_overrides(argv):
+        root = override.key_or_group.split("@")[0].split("/")[0].split(".")[0]
+        if root in keys:
+            raise ConfigError(
+                f"{override.input_line} cannot apply here: {config_name}.py rebuilds the "
+                "networks, data and game from the checkpoint's stored config (data_root= "
+                f"points at another copy of the data; python scripts/{config_name}.py --cfg job "
+                "lists what it takes)")
+
+
 def check_cli_overrides(argv: Sequence[str], config_name: str = "config") -> None:
     """Raise :class:`ConfigError` (one line) when the command line's overrides do not compose:
     an unknown key (``data.downlaod=false``), a missing group option (``remedy=pack5``), bad
-    override syntax. Hydra reports these over several lines; a run would fail the same way.
+    override syntax (unquoted spaces), a training setting given to a script that reads a
+    checkpoint. Hydra reports these over several lines; a run would fail the same way.
     Sweeps (-m), other Hydra flags and added search paths are left to Hydra."""
+    parse_overrides(argv)
     if any(a.startswith("-") or "hydra.searchpath" in a for a in argv):
         return  # flags, or config groups from elsewhere: Hydra's own composition decides
+    if config_name in CHECKPOINT_SCRIPTS:
+        check_checkpoint_overrides(argv, config_name)
     overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -231,10 +297,10 @@ def keep_first_hydra_record(argv: Sequence[str]) -> list[str]:
         return args
     if any(a.lstrip("+").startswith("hydra.output_subdir=") for a in args):
         return args
-    given = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
-    if not given or "${" in given[-1]:
+    given = given_value(args, "hydra.run.dir")
+    if not given or "${" in given:
         return args
-    record = Path(given[-1]) / ".hydra"
+    record = Path(given) / ".hydra"
     if not (record / "overrides.yaml").is_file():
         return args
     n = 2

@@ -16,6 +16,8 @@ that both paths train to bit-identical weights and step counts).
 from __future__ import annotations
 
 import csv
+import logging
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -176,3 +178,24 @@ class ContinuingCSVLogger(CSVLogger):
         self._fs.makedirs(self.root_dir, exist_ok=True)
         self._experiment = _ContinuingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+#: what Lightning and torch print in a normal run that says nothing about the run: Lightning's
+#: advertising tips, and a deprecation warning that Lightning's own code triggers inside torch
+ADVERT_PREFIX = "💡 Tip:"
+INTERNAL_DEPRECATIONS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+
+
+class _NoAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(ADVERT_PREFIX)
+
+
+def quiet_lightning() -> None:
+    """Drop that noise where it is emitted, and nothing else: Lightning's rank-zero logger
+    loses its tips, and the named deprecations are ignored; real warnings stay."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in logger.filters):
+        logger.addFilter(_NoAdverts())
+    for message in INTERNAL_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=message)

@@ -27,7 +27,13 @@ from ganlab.evaluation.conditional import balanced_labels, generator_classes
 from ganlab.evaluation.errors import MetricError, unknown_choice
 from ganlab.evaluation.protocol import parzen_score, sigma_edge_warning, sigma_grid
 from ganlab.evaluation.records import write_with_history
-from ganlab.evaluation.suite import CONDITIONAL_METRICS, METRICS, SampleScorer, default_metrics
+from ganlab.evaluation.suite import (
+    CONDITIONAL_METRICS,
+    METRICS,
+    SampleScorer,
+    default_metrics,
+    resolve,
+)
 from ganlab.plots.figure import save_figure
 from ganlab.plots.parzen import plot_valid_curve
 from ganlab.run.restore import averaging_warning, expand_checkpoints, restore_run
@@ -57,6 +63,23 @@ def conditional_extras(cfg: DictConfig, datamodule, classes: int | None,
             if n in CONDITIONAL_METRICS and n not in names]
 
 
+def runnable_extras(datamodule, names: list[str], optional: list[str], features: str,
+                    classes: int | None) -> list[str]:
+    """The metrics ``conditional=auto`` added that can run with these ``features``; each
+    one that cannot is one warning line, never a failure of the metrics that were asked for."""
+    kept = []
+    for name in optional:
+        try:
+            resolve(datamodule, [*names, *kept, name], features, classes)
+        except (MetricError, ConfigError) as err:
+            print(f"warning: {name} skipped (conditional=auto adds it): "
+                  f"{' '.join(str(err).split())}; conditional=false leaves it out",
+                  file=sys.stderr)
+            continue
+        kept.append(name)
+    return kept
+
+
 def sample_metrics(cfg: DictConfig, model, datamodule, averaged: bool | None,
                    ckpt: str | list[str], names: list[str],
                    optional: list[str] = ()) -> dict[str, float]:
@@ -68,6 +91,7 @@ def sample_metrics(cfg: DictConfig, model, datamodule, averaged: bool | None,
     a warning on stderr; the others fail the command in one line.
     """
     classes = generator_classes(model)
+    optional = runnable_extras(datamodule, names, list(optional), cfg.features, classes)
     chosen = "auto" if "auto" in names else [*names, *optional]
     scorer = SampleScorer(datamodule, chosen,
                           features=cfg.features, n_reference=cfg.n_reference,

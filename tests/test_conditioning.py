@@ -171,7 +171,7 @@ def test_bad_condition_settings_fail_in_one_line(overrides, text):
     (["arch=dcgan", "data=mnist", "condition=cgan"], ConditionalGenerator,
      ProjectionDiscriminator),
     (["arch=dcgan", "data=mnist", "condition=acgan"], DCGANGenerator, AuxiliaryClassifier),
-    (["data=mnist", "condition=semisup"], MLPGenerator, ClassDiscriminator),
+    (["data=mnist", "arch=maxout", "condition=semisup"], MLPGenerator, ClassDiscriminator),
     (["data=grid", "arch=mlp", "condition=cgan", "condition.generator=embedding",
       "condition.embed_dim=7"], ConditionalGenerator, ConcatDiscriminator),
     (["data=ring", "arch=mlp"], MLPGenerator, MLPDiscriminator),

@@ -35,7 +35,8 @@ from ganlab.run.checkpoints import load_checkpoint
 from ganlab.run.launch import check_launch
 from ganlab.run.train import train
 
-SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]"]
+SMALL_MLP = ["arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
+             "optim=sgd"]
 # what Lightning runs inside pytest; the shipped trainer=ddp uses the subprocess launcher
 SPAWN = ["trainer=ddp", "trainer.strategy.start_method=spawn",
          "trainer.accelerator=cpu", "trainer.devices=2", "trainer.enable_progress_bar=false"]

@@ -64,8 +64,10 @@ def test_a_failing_metric_is_logged_once_and_training_goes_on(tmp_path, caplog):
 
 
 def test_missing_classifier_is_one_warning_naming_the_command(tmp_path, caplog, mnist_root):
+    """With train_classifier=false a missing classifier is one warning; by default a run
+    trains it (tests/test_first_run.py)."""
     cb = SampleMetrics(every_n_epochs=1, n_samples=200, n_reference=200,
-                       classifier_dir=str(tmp_path / "none"))
+                       classifier_dir=str(tmp_path / "none"), train_classifier=False)
     with caplog.at_level(logging.WARNING, logger="ganlab.callbacks.metrics"):
         _, trainer = tiny_run(["debug=tiny", "data=mnist", "noise.dim=4",
                                f"data.root={mnist_root}"], limit_train_batches=1, max_epochs=2,

@@ -17,7 +17,8 @@ from ganlab.training.module import GAN
 
 def _small(overrides: list[str]) -> tuple[GAN, pl.LightningDataModule]:
     cfg = compose(
-        ["debug=tiny", "data=ring", "data.n_train=600", "data.batch_size=20", "noise.dim=4",
+        ["debug=tiny", "data=ring", "optim=sgd", "data.n_train=600", "data.batch_size=20",
+         "noise.dim=4",
          *overrides]
     )
     return build_gan(cfg), build_datamodule(cfg)

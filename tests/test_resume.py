@@ -33,7 +33,7 @@ RUN = [
     "data=ring", "data.n_train=300", "data.batch_size=20", f"k={K}",
     "arch=mlp", "arch.generator.hidden=[16]", "arch.discriminator.hidden=[16]",
     "arch.discriminator.input_dropout=0.1", "arch.discriminator.hidden_dropout=0.3",
-    "optim.momentum=0.5", "schedule.lr_decay=1.01", "schedule.min_lr=0.05",
+    "optim=sgd", "optim.momentum=0.5", "schedule.lr_decay=1.01", "schedule.min_lr=0.05",
     "schedule.momentum_final=0.9", "schedule.momentum_start=1", "schedule.momentum_saturate=3",
     f"trainer.max_epochs={EPOCHS}", "logger=none", "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=1", "seed=7",
@@ -254,10 +254,10 @@ def test_ckpt_path_last_takes_the_newest_of_lightnings_versioned_last_files(tmp_
     folder.mkdir()
     for age, name in enumerate(["last-v2.ckpt", "last-v1.ckpt", "last.ckpt", "epoch0009.ckpt"]):
         path = folder / name
-        path.write_bytes(b"")
+        torch.save({"name": name}, path)  # whole checkpoints (a cut-short one is passed over)
         os.utime(path, (1_000_000 - age * 100, 1_000_000 - age * 100))
     assert resolve_ckpt_path("last", tmp_path) == str(folder / "last-v2.ckpt")
-    (folder / "interrupted.ckpt").write_bytes(b"")  # now: the newest of all
+    torch.save({}, folder / "interrupted.ckpt")  # now: the newest of all
     assert resolve_ckpt_path("last", tmp_path) == str(folder / "interrupted.ckpt")
 
 

@@ -95,7 +95,7 @@ class CountSyncs(pl.Callback):
 
 def run_cfg(run_dir: Path, *overrides: str) -> DictConfig:
     """The ring toy with every default callback, logging every 50 steps (100 steps an epoch)."""
-    return compose(["data=ring", "arch=mlp", "arch.generator.hidden=[32]",
+    return compose(["data=ring", "arch=mlp", "optim=sgd", "arch.generator.hidden=[32]",
                     "arch.discriminator.hidden=[32]", "data.n_train=10000", "data.batch_size=100",
                     "trainer.max_epochs=1", "trainer.log_every_n_steps=50", "logger=csv",
                     "callbacks.parzen.n_samples=500", "callbacks.parzen.n_valid=100",

@@ -263,7 +263,7 @@ def test_unrolled_gradient_equals_finite_differences_of_the_hand_written_unrolle
     (["unroll=true"], "unroll=true is not allowed: it must be an integer"),
     (["unroll=2", "update=simultaneous"], "unroll=2 works with update=alternating only"),
     (["unroll=2", "compile=true"], "unroll=2 does not work with compile=true"),
-    (["unroll=2", "optim._target_=torch.optim.RMSprop", "~optim.momentum"],
+    (["unroll=2", "optim=sgd", "optim._target_=torch.optim.RMSprop", "~optim.momentum"],
      "unroll=2 needs the discriminator's optimiser"),
 ])
 def test_bad_unroll_settings_fail_in_one_line(overrides, start):

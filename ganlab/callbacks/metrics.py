@@ -47,6 +47,7 @@ class SampleMetrics(GeneratorEvaluation):
         inception_download: bool = True,
         seed: int = 4321,
         at_end: bool = True,
+        train_classifier: bool = True,
     ) -> None:
         self.every_n_epochs = int(every_n_epochs)
         self.n_samples = int(n_samples)
@@ -54,7 +55,8 @@ class SampleMetrics(GeneratorEvaluation):
         self.scorer_kwargs = dict(
             features=features, reference=reference, n_reference=n_reference,
             classifier_dir=classifier_dir, kid_subsets=kid_subsets,
-            kid_subset_size=kid_subset_size, inception_download=inception_download, seed=seed)
+            kid_subset_size=kid_subset_size, inception_download=inception_download, seed=seed,
+            train_classifier=train_classifier)
         self.seed = int(seed)
         self.at_end = at_end
         self.scorer: SampleScorer | None = None
@@ -99,8 +101,9 @@ class SampleMetrics(GeneratorEvaluation):
                 self._report(errors)
             which = "averaged G" if averaged else "G"
             if values:
-                log.info("epoch %d sample metrics (%s): %s", trainer.current_epoch, which,
-                         ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+                epochs = trainer.current_epoch + 1
+                log.info("sample metrics (%s) after %d epoch%s: %s", which, epochs,
+                         "s" * (epochs > 1), ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
         values = trainer.strategy.broadcast(values, src=0)
         tag = "avg_" if averaged else ""
         return {f"metrics/{tag}{k}": v for k, v in values.items()}

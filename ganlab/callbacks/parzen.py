@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict
 
@@ -78,12 +79,16 @@ class ParzenEvaluation(GeneratorEvaluation):
             which = "averaged G" if averaged else "G"
             warning = sigma_edge_warning(result, prefix="callbacks.parzen.")
             if warning:
-                log.warning("epoch %d (%s): %s", epoch, which, warning)
+                log.warning("Parzen (%s) after %d epoch%s: %s", which, epoch + 1,
+                            "s" * (epoch > 0), warning)
             path = run_dir(trainer) / "parzen" / f"{tag}epoch{epoch:04d}.png"
             save_figure(plot_valid_curve(result, title=f"epoch {epoch}, {which}: test "
                             f"{result.test_ll:.1f} ± {result.test_se:.1f}"), path)
             log_png(trainer, f"parzen/{tag}valid_curve", path, caption=f"epoch {epoch}")
-            log.info("epoch %d Parzen (%s): %s", epoch, which, asdict(result))
+            path.with_suffix(".json").write_text(json.dumps(asdict(result), indent=1))
+            log.info("Parzen (%s) after %d epoch%s: %.2f ± %.2f nats at sigma %.3g (the whole "
+                     "sigma grid: %s)", which, epoch + 1, "s" * (epoch > 0), result.test_ll,
+                     result.test_se, result.sigma, path.with_suffix(".json").name)
         return metrics
 
     def _shown(self, key: str) -> bool:

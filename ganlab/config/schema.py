@@ -65,7 +65,7 @@ class Loss(_Node):
 
 
 class Optim(_Node):
-    lr: float = Field(0.1, gt=0, description="learning rate of both networks")
+    lr: float = Field(0.0002, gt=0, description="learning rate of both networks")
 
 
 class Data(_Node):

@@ -16,7 +16,9 @@ subset for semi-supervised learning). Otherwise nothing of the unconditional pat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -30,6 +32,20 @@ from ganlab.data.loading import (
     whole_batch,
 )
 from ganlab.errors import ConfigError
+
+
+@contextmanager
+def no_empty_folders_left(path: str | Path) -> Iterator[None]:
+    """Remove, on the way out, the folders on the way to ``path`` that did not exist before
+    and are still empty: a download that failed leaves the data root as it found it."""
+    path = Path(path).absolute()
+    new = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        yield
+    finally:
+        for folder in new:  # deepest first
+            with suppress(OSError):
+                folder.rmdir()
 
 
 class GANDataModule(pl.LightningDataModule):
@@ -156,6 +172,13 @@ class GANDataModule(pl.LightningDataModule):
                 f"data.batch_size={self.batch_size} is larger than the training split "
                 f"({n_train} examples); use a batch size of at most {n_train}"
             )
+        if self.batches_per_step * self.batch_size > n_train:
+            # k (times steps_per_batch) minibatches a step: an epoch would be one step
+            raise ValueError(
+                f"k={self.batches_per_step} (with steps_per_batch) asks for "
+                f"{self.batches_per_step * self.batch_size} examples a training step, k "
+                f"minibatches of data.batch_size={self.batch_size}, more than the training "
+                f"split's {n_train}: use k <= {n_train // self.batch_size}")
         self.splits = {k: v.contiguous() for k, v in splits.items()}
         if self.needs_labels:
             self._read_labels(for_training=True)

@@ -19,7 +19,7 @@ from torchvision import datasets
 from torchvision.datasets.utils import download_and_extract_archive
 
 from ganlab import safe_pickle
-from ganlab.data.base import GANDataModule
+from ganlab.data.base import GANDataModule, no_empty_folders_left
 from ganlab.data.mnist import MissingDataError
 from ganlab.text import error_reason, with_article
 
@@ -165,9 +165,10 @@ class CIFAR10(GANDataModule):
         if self.download:
             cls = datasets.CIFAR10
             try:
-                download_and_extract_archive(
-                    cls.url, download_root=self.root, filename=cls.filename, md5=cls.tgz_md5
-                )
+                with no_empty_folders_left(self.folder):
+                    download_and_extract_archive(
+                        cls.url, download_root=self.root, filename=cls.filename,
+                        md5=cls.tgz_md5)
             except (OSError, RuntimeError, ValueError, tarfile.TarError) as err:
                 reason = f"the download from {cls.url} failed: {error_reason(err)}"
             else:

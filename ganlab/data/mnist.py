@@ -18,7 +18,7 @@ from torch import Tensor
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
-from ganlab.data.base import GANDataModule
+from ganlab.data.base import GANDataModule, no_empty_folders_left
 from ganlab.data.idx import IdxFileError, read_idx
 from ganlab.errors import MissingDataError
 from ganlab.text import error_reason
@@ -61,15 +61,16 @@ class MNIST(GANDataModule):
         md5 = dict(self.dataset_class.resources)[filename]
         part = self.raw_folder / (filename + ".part")
         reasons = []
-        for mirror in self.dataset_class.mirrors:
-            try:
-                download_url(mirror + filename, str(self.raw_folder), part.name, md5)
-            except (urllib.error.URLError, OSError, RuntimeError, ValueError) as err:
-                reasons.append(f"{mirror}{filename}: {error_reason(err)}")
-                continue
-            os.replace(part, self.raw_folder / filename)
-            return None
-        part.unlink(missing_ok=True)
+        with no_empty_folders_left(self.raw_folder):
+            for mirror in self.dataset_class.mirrors:
+                try:
+                    download_url(mirror + filename, str(self.raw_folder), part.name, md5)
+                except (urllib.error.URLError, OSError, RuntimeError, ValueError) as err:
+                    reasons.append(f"{mirror}{filename}: {error_reason(err)}")
+                    continue
+                os.replace(part, self.raw_folder / filename)
+                return None
+            part.unlink(missing_ok=True)
         return "; ".join(reasons)
 
     def _images(self, split: str) -> Tensor:

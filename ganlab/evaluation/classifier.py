@@ -3,9 +3,10 @@
 Inception-v3 was trained on ImageNet photographs; on 28 × 28 digits its features say little.
 For MNIST-like data ganlab trains a small CNN on the dataset's training split
 (``python scripts/train_classifier.py data=mnist``) and caches it, keyed by dataset and image
-shape, in ``<data root>/classifiers/<Dataset>-<c>x<h>x<w>.pt`` (``${paths.data_dir}/
-classifiers``; :func:`cache_path`). The checkpoint holds only tensors and plain values and is
-loaded with ``weights_only=True``; one made for another dataset or shape is refused.
+shape, in ``<data root>/classifiers/<Dataset>-<c>x<h>x<w>.pt`` (``${data.root}/classifiers``
+in every ganlab config and script; :func:`cache_path`); a run trains a missing one on first
+use. The checkpoint holds only tensors and plain values and is loaded with
+``weights_only=True``; one made for another dataset or shape is refused.
 
 Its penultimate layer (128-d) gives the ``classifier`` features for FID/KID/PR, its softmax
 the classifier score and the class histogram (:mod:`ganlab.evaluation.classes`); the
@@ -100,7 +101,7 @@ def shape_key(shape: Sequence[int]) -> str:
 
 def cache_path(datamodule: Any, cache_dir: str | Path | None = None) -> Path:
     """``<cache_dir>/<Dataset>-<c>x<h>x<w>.pt``; ``cache_dir`` defaults to
-    ``<datamodule.root>/classifiers`` (``${paths.data_dir}/classifiers`` in ganlab configs)."""
+    ``<datamodule.root>/classifiers`` (``${data.root}/classifiers`` in ganlab configs)."""
     folder = Path(cache_dir) if cache_dir else Path(datamodule.root) / "classifiers"
     return folder / f"{dataset_key(datamodule)}-{shape_key(datamodule.shape)}.pt"
 

@@ -13,6 +13,7 @@ without gradients, in batches, on the extractor's device. Three kinds (:func:`ma
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,17 @@ from ganlab.evaluation.classifier import (
     SmallCNN,
     cache_path,
     dataset_key,
+    has_classifier_labels,
     inference_copy,
     load_classifier,
+    save_classifier,
+    train_classifier,
     train_command,
 )
 from ganlab.evaluation.errors import MetricError, WeightsMissingError, unknown_choice
 from ganlab.text import error_reason
+
+log = logging.getLogger(__name__)
 
 #: torch-fidelity's Inception-v3 weights (converted from the TF FID graph), fetched on first use
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -177,9 +183,21 @@ class ClassifierFeatures(FeatureExtractor):
 
     @classmethod
     def for_datamodule(cls, datamodule: Any, cache_dir: str | Path | None = None,
-                       batch_size: int = 1000) -> ClassifierFeatures:
-        """The cached classifier of ``datamodule``'s dataset and shape (see :func:`cache_path`)."""
+                       batch_size: int = 1000, train: bool = False) -> ClassifierFeatures:
+        """The cached classifier of ``datamodule``'s dataset and shape (see :func:`cache_path`).
+
+        ``train``: a missing one is trained now, with a progress bar (MNIST: about 2 minutes
+        on a 2-core CPU), and cached there for every later run and script.
+        """
         path = cache_path(datamodule, cache_dir)
+        if train and not path.is_file() and has_classifier_labels(datamodule):
+            log.warning("training ganlab's %s classifier for the sample metrics, once (its "
+                        "first use; about 2 min on a 2-core CPU): it will be cached at %s",
+                        dataset_key(datamodule), path)
+            model, record = train_classifier(datamodule, log=log.info)
+            save_classifier(path, model, record)
+            log.info("classifier trained: test accuracy %.2f %%, cached at %s",
+                     100 * record["test_accuracy"], path)
         model, record = load_classifier(path, dataset_key(datamodule), datamodule.shape,
                                         hint=f"train it with {train_command(datamodule)}")
         return cls(model, record, batch_size)

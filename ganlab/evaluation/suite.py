@@ -159,6 +159,8 @@ class SampleScorer:
         reference: the split the samples are compared with (``"train"``).
         n_reference: its first rows used (None: all).
         classifier_dir: where the classifier is cached (None: ``<data root>/classifiers``).
+        train_classifier: train and cache a missing classifier on first use (else its
+            metrics are skipped with one warning).
         kid_subsets, kid_subset_size: KID's subsets (the size is capped at the set sizes).
         inception_download: fetch missing Inception weights (fails fast offline).
         seed: KID's subset draws.
@@ -175,12 +177,13 @@ class SampleScorer:
                  inception_download: bool = True, seed: int = 0,
                  feature_batch_size: int | None = None,
                  device: torch.device | str | None = None,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, train_classifier: bool = False) -> None:
         self.datamodule = datamodule
         self.num_classes = int(num_classes) if num_classes else None
         self.kind, self.names = resolve(datamodule, metrics, features, self.num_classes)
         self.reference, self.n_reference = reference, n_reference
         self.classifier_dir = classifier_dir
+        self.train_classifier = bool(train_classifier)
         self.kid_subsets, self.kid_subset_size = int(kid_subsets), int(kid_subset_size)
         self.inception_download = inception_download
         self.seed = int(seed)
@@ -206,7 +209,8 @@ class SampleScorer:
             if self.feature_batch_size:
                 kw["batch_size"] = int(self.feature_batch_size)
             if self.kind == "classifier":
-                kw.update(datamodule=self.datamodule, cache_dir=self.classifier_dir)
+                kw.update(datamodule=self.datamodule, cache_dir=self.classifier_dir,
+                          train=self.train_classifier)
             elif self.kind == "inception":
                 low, high = (-1.0, 1.0) if self.datamodule.output == "tanh" else (0.0, 1.0)
                 if self.datamodule.output == "linear":

@@ -62,16 +62,25 @@ def clear_failure(output_dir: str | Path) -> None:
             (Path(output_dir) / ERROR_FILE).unlink(missing_ok=True)
 
 
-def record_failure(output_dir: str | Path, err: BaseException) -> None:
-    """Write ``<run dir>/error.txt`` (one line) so that a failed sweep job is visible later.
+def record_failure(output_dir: str | Path, err: BaseException, before_training: bool = False,
+                   record_dir: str | Path | None = None) -> Path | None:
+    """Write the failure's one line where later tools find it; returns the file.
 
-    Hydra's launchers run the remaining jobs of a sweep after one fails and report only the
-    first failure at the end; ``scripts/report.py`` lists every job with this file.
+    Normally ``<run dir>/error.txt``, the run's result: Hydra's launchers run the remaining
+    jobs of a sweep after one fails and report only the first failure, and
+    ``scripts/report.py`` lists every job with this file. A start that failed
+    ``before_training`` in a folder that already holds a run's ``metrics.json`` (a refused
+    resume, say) did not change that run: its line goes to the start's own record,
+    ``record_dir`` (``.hydra/run-<n>/``), so the run keeps its result.
     """
     if rank_zero_only.rank != 0:
-        return
+        return None
     message = user_error_message(err) or f"{type(err).__name__}: {' '.join(str(err).split())}"
     path = Path(output_dir)
+    if before_training and (path / METRICS_FILE).is_file():
+        path = Path(record_dir) if record_dir is not None else path / ".hydra"
     with suppress(OSError):
         if path.is_dir():
             (path / ERROR_FILE).write_text(message + "\n")
+            return path / ERROR_FILE
+    return None

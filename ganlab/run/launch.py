@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import zipfile
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -12,18 +14,20 @@ from pytorch_lightning.accelerators import CPUAccelerator
 from ganlab.compat import reruns_command_line
 from ganlab.errors import CheckpointError, ConfigError
 
+log = logging.getLogger(__name__)
+
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
-    """``last``: the newest of ``<run dir>/checkpoints/{interrupted,last,last-v<n>}.ckpt``;
-    else a path.
+    """``last``: the newest readable one of ``<run dir>/checkpoints/{interrupted,last,
+    last-v<n>}.ckpt``; else a path.
 
     ``interrupted.ckpt`` exists only while a run is unfinished (it is removed when a run ends
     normally) and is then newer than the end-of-epoch ``last.ckpt``: resuming from it
     continues mid-epoch, exactly where the run stopped. ``last-v<n>.ckpt`` is what Lightning
-    writes instead of replacing a ``last.ckpt`` it does not recognise as its own (a run folder
-    moved or copied since: its checkpoints name the old folder); ganlab's checkpoint callback
-    no longer does that (``enable_version_counter: false``), but older run folders may hold
-    them, and the newest file is the one to resume from.
+    wrote instead of replacing a ``last.ckpt`` it did not recognise as its own (older run
+    folders may hold them). A file that is empty or cut short (a save that a crash or a full
+    disk stopped, in ganlab versions that wrote in place) is passed over with a warning that
+    names it, and the newest whole one is taken.
     """
     if ckpt_path in (None, ""):
         return None
@@ -31,7 +35,17 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
         folder = Path(output_dir) / "checkpoints"
         found = [p for p in (folder / "interrupted.ckpt", *sorted(folder.glob("last*.ckpt")))
                  if p.is_file()]
-        path = max(found, key=lambda p: p.stat().st_mtime) if found else folder / "last.ckpt"
+        found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        whole = [p for p in found if zipfile.is_zipfile(p)]  # torch's format: a zip archive
+        for broken in found[:found.index(whole[0])] if whole else found:
+            log.warning("ckpt_path=last: skipping %s, which is not a whole checkpoint (%d "
+                        "bytes; a save that was stopped)", broken, broken.stat().st_size)
+        path = whole[0] if whole else folder / "last.ckpt"
+        if not whole and found:
+            names = ", ".join(p.name for p in found)
+            raise CheckpointError(
+                f"ckpt_path=last: no whole checkpoint in {folder} ({names}: cut short); give "
+                "an epoch checkpoint with ckpt_path=<file>, or start the run again")
     else:
         path = Path(ckpt_path)
     if not path.is_file():

@@ -151,6 +151,14 @@ class GAN(pl.LightningModule):
         self.register_buffer("fixed_y", labels, persistent=False)
 
     @property
+    def updates_per_step(self) -> int:
+        """Optimizer updates per training step: k for D and one for G (none for G when the
+        semi-supervised D trains on its labels alone)."""
+        labels_only = getattr(self.discriminator, "semi_supervised", False) and not float(
+            self.condition.get("unlabelled_weight", 1.0))
+        return self.k + (0 if labels_only else 1)
+
+    @property
     def class_weight(self) -> float:
         return float(self.condition.get("weight", 1.0))
 
