@@ -158,6 +158,8 @@ def test_a_run_on_a_disk_that_fills_up_stays_resumable(tmp_path):
         with pytest.raises(CheckpointError) as err:
             train(toy_cfg(run, *big))
         assert_one_line_error(err.value, start="no space left to save")
+        # the unfinished file went first, so the run's own record of it could be written
+        assert (run / "error.txt").read_text().startswith("no space left to save")
         names = sorted(p.name for p in (run / "checkpoints").iterdir())
         assert all(not n.startswith(TEMP_PREFIX) for n in names)
         path = resolve_ckpt_path("last", run)
