@@ -70,15 +70,31 @@ def build_regularizers(cfg: Config) -> dict[str, Any]:
             if spec is not None and "_target_" in spec}
 
 
+#: the per-network nodes of ``optim`` (two time-scales: ``optim.d.lr``, ``optim.g.lr``)
+PER_NETWORK = ("g", "d")
+
+
+def build_optimizers(cfg: Config) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """G's and D's optimiser factories: ``optim``'s shared settings, each updated by its
+    network's node (``optim.g``, ``optim.d``; Heusel et al. 2017's two time-scales). A config
+    without those nodes (a checkpoint of an older ganlab) gives both the shared settings."""
+    node = _plain(_as_config(cfg).optim)
+    shared = {k: v for k, v in node.items() if k not in PER_NETWORK}
+    return tuple(instantiate({**shared, **(node.get(net) or {})})  # type: ignore[return-value]
+                 for net in PER_NETWORK)
+
+
 def build_gan(cfg: Config) -> GAN:
     """The GAN LightningModule of a run config (composed, or stored in a checkpoint)."""
     cfg = _as_config(cfg)
     generator, discriminator = build_networks(cfg)
+    optim_g, optim_d = build_optimizers(cfg)
     return GAN(
         generator=generator,
         discriminator=discriminator,
         loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optim),
+        optimizer=optim_g,
+        d_optimizer=optim_d,
         noise=instantiate(cfg.noise),
         k=cfg.k,
         update=cfg["update"],  # (cfg.update is DictConfig.update)

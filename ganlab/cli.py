@@ -196,6 +196,11 @@ def composition_message(err: BaseException, script: str = "train") -> str:
             and not line.startswith("\t") and not line.strip().startswith(_HYDRA_NOISE)
             and not line.strip().startswith("Available options")]
     message = " ".join(said) or type(err).__name__
+    if not options and (match := re.search(r"Could not load '([\w/]+)/([^'/]+)'", text)):
+        # a list-valued group (regularizer=[nosuch]): Hydra names no options; the folder does
+        folder = CONF_DIR / match.group(1)
+        options = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        message = f"{match.group(1)}={match.group(2)} is not an option"
     return f"{message} (available: {', '.join(options)})" if options else message
 
 

@@ -16,7 +16,7 @@ The value of the minimax game, ``V(G, D) = E_x log D(x) + E_z log(1 - D(G(z)))``
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -157,6 +157,77 @@ class FeatureMatching(LogisticGame):
                              "real data too: call g_cost(fake_features, real_features)")
         diff = real.mean(0) - fake.mean(0)
         return self.scale * diff.square().mean()
+
+
+class Hinge:
+    """The hinge game (Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, "Spectral
+    normalization for GANs", eq. 16-17): D's cost ``E relu(1 - D(x)) + E relu(1 + D(G(z)))``,
+    G's ``-scale * E D(G(z))``. D is a critic here: its output is a score, not a logit, so
+    the statistics are its mean scores, not probabilities.
+    """
+
+    uses_features: bool = False
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = float(scale)
+
+    def d_cost(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+    def g_cost(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        return -self.scale * fake.mean()
+
+    def stats(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        return critic_stats(real_logits, fake_logits)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scale={self.scale})"
+
+
+class Wasserstein(Hinge):
+    """The Wasserstein game (Arjovsky, Chintala & Bottou 2017, "Wasserstein GAN", eq. 3): the
+    critic maximises ``E D(x) - E D(G(z))``, so its cost is the negative; G's cost is
+    ``-scale * E D(G(z))``. The difference estimates the Wasserstein-1 distance only while D
+    is 1-Lipschitz: enforce it with ``loss.clip`` (their Algorithm 1: every critic weight
+    clamped to ``[-clip, clip]`` after each critic update, ``clip=0.01``), with
+    ``regularizer=[gp]`` (WGAN-GP), or with spectral norm.
+
+    Args:
+        scale: factor of G's cost.
+        clip: the clamp of D's weights after every D update (None: no clipping).
+    """
+
+    def __init__(self, scale: float = 1.0, clip: float | None = None) -> None:
+        super().__init__(scale)
+        self.clip = None if clip is None else float(clip)
+
+    def d_cost(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return fake_logits.mean() - real_logits.mean()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scale={self.scale}, clip={self.clip})"
+
+
+def critic_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    """A critic's mean score on real and on generated data, and their difference (the
+    Wasserstein estimate while D is 1-Lipschitz)."""
+    real = real_logits.detach().float().mean()
+    fake = fake_logits.detach().float().mean()
+    return {"critic_real": real, "critic_fake": fake, "critic_gap": real - fake}
+
+
+def weight_clipper(module: torch.nn.Module, clip: float):
+    """An optimiser step post-hook that clamps every parameter of ``module`` to
+    ``[-clip, clip]`` (WGAN's Lipschitz constraint), registered on D's optimiser so it runs
+    after each D update in every update rule."""
+    params = [p for p in module.parameters() if p.requires_grad]
+
+    def hook(optimizer: Any, args: Any, kwargs: Any) -> None:
+        with torch.no_grad():
+            for p in params:
+                p.clamp_(-clip, clip)
+
+    return hook
 
 
 class AuxiliaryClassCost:

@@ -23,7 +23,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganlab import compiling, precision
-from ganlab.build import ArchitectureError, DryBuild, dry_build
+from ganlab.build import PER_NETWORK, ArchitectureError, DryBuild, dry_build
 from ganlab.config.schema import check_schema, show
 from ganlab.errors import ConfigError
 from ganlab.text import error_reason
@@ -90,8 +90,9 @@ def compile_update(cfg: DictConfig) -> None:
 
 
 def optimizer(cfg: DictConfig) -> None:
-    """Every ``optim.*`` key is an argument of the optimiser class, and the optimiser builds
-    on a throwaway parameter (its own checks judge ``betas=[1.5,0.9]``, ``momentum=-1``)."""
+    """Every ``optim.*`` key (and ``optim.g.*``, ``optim.d.*``, each network's own) is an
+    argument of the optimiser class, and each network's optimiser builds on a throwaway
+    parameter (its own checks judge ``betas=[1.5,0.9]``, ``momentum=-1``)."""
     optim, target = _get(cfg, "optim"), _get(cfg, "optim._target_")
     if not isinstance(optim, DictConfig) or not target:
         return
@@ -100,41 +101,51 @@ def optimizer(cfg: DictConfig) -> None:
     except Exception:  # noqa: BLE001 - any import failure
         raise ConfigError(f"optim._target_={target} is not allowed: no such optimiser class "
                           "can be imported") from None
+    try:
+        node = OmegaConf.to_container(optim, resolve=True)
+    except Exception:  # noqa: BLE001 - ${hydra:...} outside a run: the run itself will tell
+        return
+    shared = {str(k): v for k, v in node.items()
+              if not str(k).startswith("_") and k not in PER_NETWORK}
+    raw = OmegaConf.to_container(optim, resolve=False)
+    # a network's own value, unless it only repeats the shared one (``lr: ${..lr}``)
+    own = {net: {f"{net}.{k}": v for k, v in (node.get(net) or {}).items()
+                 if (raw.get(net) or {}).get(k) != f"${{..{k}}}"}
+           for net in PER_NETWORK}
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         allowed = [name for name in params if name not in ("self", "params")]
-        for key in optim:
-            if not str(key).startswith("_") and key not in allowed:
+        for key in [*shared, *own["g"], *own["d"]]:
+            if key.rpartition(".")[2] not in allowed:
                 raise ConfigError(
                     f"optim.{key} is not a setting of {target}: drop it with '~optim.{key}' "
                     f"(settings: {', '.join(allowed)})")
-    try:
-        settings = {str(k): v for k, v in optim.items() if not str(k).startswith("_")}
-    except Exception:  # noqa: BLE001 - ${hydra:...} outside a run: the run itself will tell
-        return
 
-    def problem(keys: Sequence[str]) -> str | None:
-        node = OmegaConf.create({"_target_": target, **{k: settings[k] for k in keys}})
+    def problem(settings: dict[str, Any]) -> str | None:
+        args = {k.rpartition(".")[2]: v for k, v in settings.items()}
+        node = OmegaConf.create({"_target_": target, **args})
         try:
             instantiate(node, [torch.zeros(1, requires_grad=True)], _convert_="partial")
         except InstantiationException as err:
             return error_reason(err.__cause__ or err)
         return None
 
-    said = problem(list(settings))
-    if said is None:
-        return
-    keys = list(settings)
-    for key in keys:  # the value whose removal makes the optimiser build
-        if problem([k for k in keys if k != key]) is None:
-            raise ConfigError(f"optim.{key}={show(settings[key])} is not allowed: {target} "
-                              f"says {said!r}")
-    for key in keys:  # several bad values: the first that fails on its own
-        alone = problem([key])
-        if alone is not None:
-            raise ConfigError(f"optim.{key}={show(settings[key])} is not allowed: {target} "
-                              f"says {alone!r}")
-    given = ", ".join(f"optim.{k}={show(v)}" for k, v in settings.items())
-    raise ConfigError(f"{given} do not work together: {target} says {said!r}")
+    for net in PER_NETWORK:
+        settings = {**shared, **own[net]}
+        said = problem(settings)
+        if said is None:
+            continue
+        keys = list(own[net]) + [k for k in shared if f"{net}.{k}" not in own[net]]
+        for key in keys:  # the value whose removal makes the optimiser build
+            if problem({k: v for k, v in settings.items() if k != key}) is None:
+                raise ConfigError(f"optim.{key}={show(settings[key])} is not allowed: "
+                                  f"{target} says {said!r}")
+        for key in keys:  # several bad values: the first that fails on its own
+            alone = problem({key: settings[key]})
+            if alone is not None:
+                raise ConfigError(f"optim.{key}={show(settings[key])} is not allowed: "
+                                  f"{target} says {alone!r}")
+        given = ", ".join(f"optim.{k}={show(v)}" for k, v in settings.items())
+        raise ConfigError(f"{given} do not work together: {target} says {said!r}")
 
 
 def momentum_ramp(cfg: DictConfig) -> None:

@@ -62,10 +62,19 @@ class Loss(_Node):
                               "one-sided label smoothing)")
     d_scale: float = Field(0.5, gt=0, description="factor of D's cost (1/2: the tutorial and "
                            "the paper's code; 1: Algorithm 1 as written)")
+    clip: float | None = Field(None, gt=0, description="loss=wasserstein: clamp D's weights to "
+                               "[-clip, clip] after every D update (null: no clipping)")
+
+
+class NetworkOptim(_Node):
+    lr: float = Field(0.0002, gt=0, description="this network's learning rate (default: "
+                      "optim.lr)")
 
 
 class Optim(_Node):
     lr: float = Field(0.0002, gt=0, description="learning rate of both networks")
+    g: NetworkOptim | None = Field(None, description="G's own settings (two time-scales)")
+    d: NetworkOptim | None = Field(None, description="D's own settings, e.g. optim.d.lr")
 
 
 class Data(_Node):

@@ -22,7 +22,8 @@ from ganlab.errors import ConfigError
 from ganlab.losses import Game
 from ganlab.training.labels import LabelPlan
 
-#: a D regulariser: ``(d, real, y_real, fake, y_fake) -> Tensor``, ``d(x, y)`` D's logits
+#: a D regulariser: ``(d, real, y_real, fake, y_fake) -> Tensor | None``, ``d(x, y)`` D's
+#: logits; None adds nothing this step
 Regularizer = Callable[..., Tensor]
 
 
@@ -133,6 +134,8 @@ class DiscriminatorCost:
 
             for name, regularizer in self.regularizers:
                 term = regularizer(logits, real, y_real, fake, y_fake)
+                if term is None:  # a lazy penalty's off step, or nothing to penalise
+                    continue
                 terms[f"reg_{name}"] = term
                 loss = loss + term
         return DOutcome(loss=loss, real=real_out, fake=fake_out, game=game, terms=terms)

@@ -26,7 +26,7 @@ from ganlab.compat import (
     optimizer_step,
     step_is_plain,
 )
-from ganlab.losses import Game
+from ganlab.losses import Game, weight_clipper
 from ganlab.noise import NoisePrior
 from ganlab.optim import exponential_decay
 from ganlab.rng import RandomStreams
@@ -63,7 +63,7 @@ class GAN(pl.LightningModule):
     Args:
         generator, discriminator: networks (see :mod:`ganlab.networks`).
         loss: the game (:mod:`ganlab.losses`).
-        optimizer: a partial ``optimizer(params)``, used for both networks.
+        optimizer: a partial ``optimizer(params)``, G's (and D's, without ``d_optimizer``).
         noise: the prior p_z.
         k: discriminator steps per generator step.
         update: ``"alternating"`` or ``"simultaneous"`` (above).
@@ -89,6 +89,8 @@ class GAN(pl.LightningModule):
             the semi-supervised D's game cost.
         regularizers: named D regularisers (:mod:`ganlab.regularizers`), each a term of D's
             cost.
+        d_optimizer: D's optimiser factory, when it differs from G's (``optimizer``): two
+            time-scales, ``optim.d.lr`` (:func:`ganlab.build.build_optimizers`).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class GAN(pl.LightningModule):
         unroll: int = 0,
         condition: dict[str, Any] | None = None,
         regularizers: Mapping[str, Callable[..., Tensor]] | None = None,
+        d_optimizer: Callable[..., Optimizer] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -120,11 +123,15 @@ class GAN(pl.LightningModule):
         self.update = update
         self.unroll = int(unroll)
         self.optimizer = optimizer
+        self.d_optimizer = d_optimizer or optimizer
         self.schedule = dict(schedule or {})
         self.seed = int(seed)
         self.config = config
         self.condition = dict(condition or {})
         self.regularizers = dict(regularizers or {})
+        # registered, so a lazy penalty's count of D steps is saved and moves with the model
+        self.regularizer_state = nn.ModuleDict(
+            {n: r for n, r in self.regularizers.items() if isinstance(r, nn.Module)})
         self.compile_networks = bool(compile)
         self.steps_per_batch = int(steps_per_batch)
         average = dict(average or {})
@@ -224,7 +231,10 @@ class GAN(pl.LightningModule):
     # ------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         opt_g = self.optimizer(self.generator.parameters())
-        opt_d = self.optimizer(self.discriminator.parameters())
+        opt_d = self.d_optimizer(self.discriminator.parameters())
+        clip = getattr(self.loss, "clip", None)
+        if clip:  # WGAN's clamp, after every D update of every update rule
+            opt_d.register_step_post_hook(weight_clipper(self.discriminator, clip))
         decay = float(self.schedule.get("lr_decay", 1.0))
         min_lr = float(self.schedule.get("min_lr", 0.0))
         out = []
