@@ -208,13 +208,21 @@ def composition_message(err: BaseException, script: str = "train") -> str:
 CHECKPOINT_SCRIPTS = ("evaluate", "visualize")
 
 
+#: Hydra's flags that take the next argument as their value
+VALUE_FLAGS = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp",
+                         "--config-name", "-cn", "--config-dir", "-cd",
+                         "--experimental-rerun"})
+
+
 def parse_overrides(argv: Sequence[str]) -> list[Any]:
     """Hydra's parse of the command line's overrides, or a one-line :class:`ConfigError`
     naming the argument and how to quote it (Hydra prints its lexer's error over 4 lines)."""
     parser = OverridesParser.create()
     parsed = []
+    skip = False
     for arg in argv:
-        if arg.startswith("-"):
+        if skip or arg.startswith("-"):  # a flag, or the value of one (--cfg job)
+            skip = arg in VALUE_FLAGS
             continue
         try:
             parsed.extend(parser.parse_overrides([arg]))
@@ -229,7 +237,7 @@ def parse_overrides(argv: Sequence[str]) -> list[Any]:
 
 def given_value(argv: Sequence[str], key: str) -> str | None:
     """The last value the command line gives ``key`` (quotes removed, as Hydra reads it)."""
-    values = [o.value() for o in parse_overrides([a for a in argv if not a.startswith("-")])
+    values = [o.value() for o in parse_overrides(argv)
               if o.key_or_group == key and not o.is_delete()]
     return None if not values else str(values[-1])
 

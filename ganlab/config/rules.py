@@ -201,14 +201,54 @@ def dataset_labels(cfg: DictConfig) -> None:
             "image_folder, ring, grid) or condition=none")
 
 
+def game(cfg: DictConfig) -> None:
+    """Every ``loss.*`` key is a setting of the game's class (a preset's ``loss.d_scale`` left
+    behind by ``loss=hinge`` names itself); the game builds (its settings are plain numbers)."""
+    target = _get(cfg, "loss._target_")
+    if not target:
+        return
+    try:
+        params = inspect.signature(get_class(target)).parameters
+    except Exception:  # noqa: BLE001 - any import failure
+        raise ConfigError(f"loss._target_={target} is not allowed: no such game class can be "
+                          "imported") from None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [name for name in params if name != "self"]
+    for key in _get(cfg, "loss"):
+        if not str(key).startswith("_") and key not in allowed:
+            name = choice("loss") or target.rsplit(".", 1)[-1]
+            raise ConfigError(
+                f"loss.{key} is not a setting of loss={name}: drop it with '~loss.{key}' "
+                f"(settings: {', '.join(allowed) or 'none'})")
+
+
+def lookahead(cfg: DictConfig) -> None:
+    """The unrolled look-ahead calls D's cost inside G's step and steps D functionally: a
+    lazy penalty's count and WGAN's clamp after D's updates would not follow it."""
+    k = _get(cfg, "unroll", 0)
+    if not k:
+        return
+    if _get(cfg, "loss.clip") is not None:
+        raise ConfigError(f"loss.clip with unroll={k} is not supported (the look-ahead's D "
+                          "steps are not clamped): use loss.clip=null, regularizer=[gp], or "
+                          "unroll=0")
+    for name, node in (_get(cfg, "regularizer") or {}).items():
+        every = node.get("every", 1) if isinstance(node, DictConfig) else 1
+        if every != 1:
+            raise ConfigError(f"regularizer.{name}.every={every} with unroll={k} is not "
+                              "supported (the look-ahead calls D's cost too, so the count of D "
+                              f"steps would drift): use regularizer.{name}.every=1, or unroll=0")
+
+
 def trainer_precision(cfg: DictConfig) -> None:
     precision.check_precision(_get(cfg, "trainer.precision"),
                               _get(cfg, "trainer.accelerator", "auto"))
 
 
 VALUE_RULES: tuple[Callable[[DictConfig], None], ...] = (
-    update_and_k, unroll, compile_update, optimizer, momentum_ramp, packing, class_embedding,
-    dataset_labels, trainer_precision)
+    update_and_k, unroll, compile_update, optimizer, game, lookahead, momentum_ramp, packing,
+    class_embedding, dataset_labels, trainer_precision)
 
 
 # -------------------------------------------------------- rules on the networks themselves
