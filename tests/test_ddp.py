@@ -249,16 +249,20 @@ class Steps:
         return len(self.batches)
 
 
-@pytest.mark.parametrize("update, k", [("alternating", 2), ("simultaneous", 1)])
-def test_one_ddp_step_equals_one_step_on_the_combined_batch(update, k):
+@pytest.mark.parametrize("update, k, extra", [
+    ("alternating", 2, []), ("simultaneous", 1, []),
+    ("alternating", 1, ["regularizer=[r1,r2]"])], ids=["alternating", "simultaneous", "r1r2"])
+def test_one_ddp_step_equals_one_step_on_the_combined_batch(update, k, extra):
     """SGD without momentum, MLPs without dropout, loss = mean over the minibatch: DDP's
     gradient average over 2 ranks of b examples is the gradient over the 2b examples.
 
     With G and D wrapped separately the simultaneous update (one forward pass, a backward
-    pass per network) runs under DDP too, and is just as exact.
+    pass per network) runs under DDP too, and is just as exact. So do the gradient
+    penalties, whose double backward runs through each rank's DDP wrapper: a mean over
+    examples, their gradient averaged over the ranks is that of the combined batch.
     """
     cfg = compose(["data=ring", *SMALL_MLP, "optim.momentum=0", "optim.lr=0.5", f"k={k}",
-                   f"update={update}", "loss=minimax", "noise.dim=4"])
+                   f"update={update}", "loss=minimax", "noise.dim=4", *extra])
     torch.manual_seed(0)
     model = build_gan(cfg)
     batches = torch.randn(STEPS, WORLD, k * B, 2, generator=torch.Generator().manual_seed(1))

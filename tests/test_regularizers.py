@@ -1,5 +1,6 @@
-"""D regularisers: R1 against its closed form, as a term of D's cost in every update rule,
-from the command line, and resumed exactly."""
+"""D regularisers: R1, R2 and WGAN-GP against their closed forms, the lazy interval, as terms
+of D's cost in every update rule, from the command line, refused where they cannot apply,
+and resumed exactly."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import torch
 from omegaconf import open_dict
 from torch import nn
 
-from conftest import compose
+from conftest import assert_one_line_error, compose
+from ganlab.cli import check_cli_overrides
+from ganlab.config.rules import check_config
+from ganlab.errors import ConfigError
 from ganlab.losses import NonSaturating
-from ganlab.regularizers import R1
+from ganlab.regularizers import R1, R2, GradientPenalty
 from ganlab.run.train import TrainingInterrupted, train
 from ganlab.training.costs import DiscriminatorCost
 from ganlab.training.labels import LabelPlan
@@ -55,24 +59,83 @@ def test_r1_is_a_term_of_the_one_d_cost_and_is_logged():
     assert cost.stats(out)["reg_r1"].item() == pytest.approx(25.0)
 
 
-def test_a_negative_weight_is_refused_in_one_line():
-    from ganlab.errors import ConfigError
+def test_r2_penalises_the_input_gradient_on_generated_data_only():
+    d = Quadratic(2.0, [1.0, -3.0])
+    real = torch.zeros(2, 2)  # grad = w: ||w||^2 = 10, which R2 must not see
+    fake = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 1.0]])  # mean squared norm 22/3
+    term = R2(gamma=4.0)(lambda x, y: d(x), real, None, fake, None)
+    assert term.item() == pytest.approx(0.5 * 4.0 * 22 / 3)
+    assert R2(gamma=4.0)(lambda x, y: d(x), real, None, None, None) is None  # no fakes
 
-    with pytest.raises(ConfigError, match=r"^regularizer.r1.gamma=-1 is not allowed"):
-        R1(gamma=-1)
+
+def test_the_gradient_penalty_pulls_the_norm_on_interpolates_towards_its_target():
+    d = Quadratic(0.0, [3.0, 4.0])  # ||grad D|| = 5 at every interpolate, whatever eps
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    penalty = GradientPenalty(weight=10.0)
+    assert penalty(lambda x, y: d(x), real, None, fake, None).item() == pytest.approx(
+        10.0 * (5 - 1) ** 2)
+    assert GradientPenalty(weight=2.0, target=5.0)(
+        lambda x, y: d(x), real, None, fake, None).item() == pytest.approx(0.0, abs=1e-6)
+    # the interpolates lie between the pairs: D(x) = a/2 ||x||^2 has grad a x, so with
+    # a = 1 and real = fake = x every interpolate is x and the norm is ||x||
+    x = torch.tensor([[3.0, 4.0]])
+    quad = Quadratic(1.0, [0.0, 0.0])
+    assert penalty(lambda v, y: quad(v), x, None, x, None).item() == pytest.approx(160.0)
+
+
+def test_a_lazy_penalty_runs_every_nth_d_step_times_n_and_keeps_its_count():
+    d = Quadratic(0.0, [3.0, 4.0])  # R1 = gamma/2 * 25 whenever it runs
+    lazy = R1(gamma=2.0, every=3)
+    terms = [lazy(lambda x, y: d(x), torch.randn(4, 2), None, None, None) for _ in range(7)]
+    assert [t is None for t in terms] == [False, True, True, False, True, True, False]
+    assert all(t.item() == pytest.approx(3 * 25.0) for t in terms if t is not None)
+    assert lazy.state_dict()["calls"].item() == 7  # saved with the model: resumed on schedule
+    assert "calls" not in R1(gamma=2.0).state_dict()  # other runs' checkpoints are unchanged
+
+
+@pytest.mark.parametrize("make, start", [
+    (lambda: R1(gamma=-1), "regularizer.r1.gamma=-1 is not allowed"),
+    (lambda: R2(gamma=-0.5), "regularizer.r2.gamma=-0.5 is not allowed"),
+    (lambda: GradientPenalty(weight=-10), "regularizer.gp.weight=-10 is not allowed"),
+    (lambda: GradientPenalty(target=0), "regularizer.gp.target=0 is not allowed"),
+    (lambda: R1(every=0), "regularizer.r1.every=0 is not allowed"),
+])
+def test_bad_penalty_settings_are_refused_in_one_line(make, start):
+    with pytest.raises(ConfigError) as err:
+        make()
+    assert_one_line_error(err.value, start=start)
+
+
+@pytest.mark.parametrize("overrides, start", [
+    (["regularizer=[gp]", "regularizer.gp.weight=-1"], "regularizer.gp.weight=-1"),
+    (["regularizer=[r1]", "regularizer.r1.every=4", "unroll=1"],
+     "regularizer.r1.every=4 with unroll=1 is not supported"),
+])
+def test_bad_penalty_settings_stop_a_run_before_any_data_is_read(overrides, start, tmp_path):
+    cfg = compose([*overrides, f"data.root={tmp_path}", "data.download=false"])
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg)
+    assert_one_line_error(err.value, start=start)
+
+
+def test_an_unknown_regulariser_is_refused_with_the_choices():
+    with pytest.raises(ConfigError) as err:
+        check_cli_overrides(["regularizer=[r1,nosuch]"])
+    line = assert_one_line_error(err.value, start="regularizer=nosuch is not an option")
+    assert all(name in line for name in ("r1", "r2", "gp"))
 
 
 BASE = ["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20", "noise.dim=4",
-        "trainer.log_every_n_steps=1", "regularizer=[r1]"]
+        "trainer.log_every_n_steps=1", "regularizer=[r1,r2,gp]"]
 TINY = [*BASE, "callbacks=none"]
 
 
 @pytest.mark.parametrize("extra", [[], ["update=simultaneous"], ["unroll=1", "optim=adam"],
                                    ["k=2"], ["condition=cgan"]],
                          ids=["alternating", "simultaneous", "unrolled", "k2", "cgan"])
-def test_r1_trains_with_every_rule_and_logs_its_term(extra, tmp_path):
+def test_penalties_train_with_every_rule_and_log_their_terms(extra, tmp_path):
     metrics = train(compose([*TINY, *extra, "trainer.max_epochs=1"], tmp_path))
-    assert metrics["train/reg_r1"] > 0
+    assert all(metrics[f"train/reg_{name}"] > 0 for name in ("r1", "r2", "gp"))
     assert torch.isfinite(torch.tensor(metrics["train/loss_d"]))
 
 
@@ -112,17 +175,20 @@ def _cfg(run: Path, *extra: str, callback: dict | None = None):
 
 def test_a_regularised_run_resumes_exactly(tmp_path):
     """Stopped mid-epoch by Ctrl-C and resumed, it ends with the weights of a run that was
-    never stopped (10 steps an epoch: stopped after 13 of 20)."""
+    never stopped (10 steps an epoch: stopped after 13 of 20): R1 lazy on a count of D steps
+    that is not a multiple of its interval, GP drawing its interpolation weights."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train(_cfg(straight, "trainer.max_epochs=2"))
+    lazy = "regularizer.r1.every=3"
+    train(_cfg(straight, "trainer.max_epochs=2", lazy))
     with pytest.raises(TrainingInterrupted):
-        train(_cfg(split, "trainer.max_epochs=2",
+        train(_cfg(split, "trainer.max_epochs=2", lazy,
                    callback={"_target_": f"{__name__}.StopAfter", "batches": 13}))
     count = split / "steps.txt"
-    train(_cfg(split, "trainer.max_epochs=2", "ckpt_path=last",
+    train(_cfg(split, "trainer.max_epochs=2", "ckpt_path=last", lazy,
                callback={"_target_": f"{__name__}.CountSteps", "path": str(count)}))
     assert count.read_text() == "7"  # resumed, not restarted
     a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     b = torch.load(split / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
+    assert a["regularizer_state.r1.calls"].item() == 20  # one per D step
     assert all(torch.equal(a[k], b[k]) for k in a)
