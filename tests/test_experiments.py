@@ -87,6 +87,23 @@ EXPECTED = {
         params=(2 * 400 + 3 * 400 * 400 + 400 * 2 + 2 + 4 * 2 * 400,
                 (2 + 1) * 1000 + 2 * (200 + 1) * 1000 + 200 + 1),
     ) for name, cls in (("pacgan_ring", "Ring"), ("pacgan_grid", "Grid"))},
+    # PacGAN's toys with Mescheder et al.'s R1 on top
+    **{name: dict(
+        data=f"ganlab.data.{cls}", shape=(2,), gcn=None, output="linear", batch=100,
+        optim=ADAM, lr=1e-4, betas=[0.8, 0.999], noise="gaussian", noise_dim=2,
+        update="simultaneous", scale=1.0, d_scale=1.0, schedule=NO_SCHEDULE, epochs=400,
+        g="ganlab.networks.MLPGenerator", d="ganlab.networks.MaxoutDiscriminator",
+        params=None, regularizers={"r1": 10.0},
+    ) for name, cls in (("r1_ring", "Ring"), ("r1_grid", "Grid"))},
+    # SN-GAN (pfnet-research/sngan_projection configs/sn_cifar10_unconditional.yml) on DCGAN nets
+    "sngan_cifar10": dict(
+        data="ganlab.data.CIFAR10", shape=(3, 32, 32), gcn=None, output="sigmoid", batch=64,
+        optim=ADAM, lr=2e-4, betas=[0.0, 0.9], noise="gaussian", noise_dim=128,
+        update="alternating", k=5, scale=1.0, d_scale=None, loss="ganlab.losses.Hinge",
+        schedule=NO_SCHEDULE, epochs=-1, spectral_norm=True,
+        g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
+        params=None,
+    ),
     "pacgan_stacked_mnist": dict(
         data="ganlab.data.StackedMNIST", shape=(3, 28, 28), gcn=None, output="sigmoid",
         batch=64, optim=ADAM, lr=2e-4, noise="uniform", update="alternating", scale=1.0,
@@ -144,7 +161,8 @@ def test_preset_settings(name):
     assert cfg.data.get("gcn") == want["gcn"]
     assert cfg.data.output == want["output"]
     assert cfg.data.batch_size == want["batch"]
-    assert cfg.k == 1 and build_datamodule(cfg).batches_per_step == 1
+    k = want.get("k", 1)
+    assert cfg.k == k and build_datamodule(cfg).batches_per_step == k
     assert cfg.optim._target_ == want["optim"]
     assert cfg.optim.lr == pytest.approx(want["lr"])
     if want["optim"] == SGD:
@@ -154,8 +172,11 @@ def test_preset_settings(name):
     assert cfg.noise.dim == want.get("noise_dim", 100) and cfg.noise.kind == want["noise"]
     assert cfg["update"] == want["update"]  # cfg.update is DictConfig.update()
     assert cfg.loss._target_ == want.get("loss", "ganlab.losses.NonSaturating")
-    assert cfg.loss.scale == want["scale"] and cfg.loss.real_label == 1.0
-    assert cfg.loss.d_scale == want["d_scale"]
+    assert cfg.loss.scale == want["scale"] and cfg.loss.get("real_label", 1.0) == 1.0
+    assert cfg.loss.get("d_scale") == want["d_scale"]
+    assert {n: r.gamma for n, r in (cfg.regularizer or {}).items()} == want.get(
+        "regularizers", {})
+    assert cfg.arch.discriminator.get("spectral_norm", False) == want.get("spectral_norm", False)
     for key, value in want["schedule"].items():
         assert cfg.schedule[key] == (pytest.approx(value) if value is not None else None), key
     assert cfg.trainer.max_epochs == want["epochs"]
@@ -201,9 +222,9 @@ def test_preset_builds_and_runs(name):
     torch.manual_seed(0)
     model = build_gan(cfg)
     assert isinstance(model, GAN)
-    assert model.update == want["update"] and model.k == 1
+    assert model.update == want["update"] and model.k == want.get("k", 1)
     assert model.noise.kind == want["noise"] and model.loss.scale == want["scale"]
-    assert model.loss.d_scale == want["d_scale"]
+    assert getattr(model.loss, "d_scale", None) == want["d_scale"]
 
     # optimisers and schedules as the run would build them
     (g_conf, d_conf) = model.configure_optimizers()

@@ -146,6 +146,10 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(Discriminator):
     """Image -> stride-2 convs (LeakyReLU, BN from the second layer on) -> one logit.
 
+    ``norm="none"`` drops the batch norm (and gives those convolutions a bias): D then judges
+    each example on its own, which a per-example gradient penalty (WGAN-GP, R1) assumes and
+    SN-GAN's discriminators do (Miyato et al. 2018: their standard CNN D has no batch norm).
+
     No pooling: downsampling is learned by strided convolutions. The last layer is an
     ``s x s`` convolution over the final map, i.e. a dense layer to one logit.
     ``minibatch_features={kernels, dim}`` makes that head Flatten -> minibatch features
@@ -158,9 +162,12 @@ class DCGANDiscriminator(Discriminator):
         base_channels: int = 64,
         negative_slope: float = 0.2,
         minibatch_features: MinibatchSpec = None,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         base = _check_positive("arch.discriminator.base_channels", base_channels)
+        if norm not in ("batch", "none"):
+            raise ValueError(f"arch.discriminator.norm={norm!r} must be batch or none")
         if not 0.0 <= negative_slope < 1.0:
             raise ValueError(
                 f"arch.discriminator.negative_slope={negative_slope!r} must be in [0, 1)"
@@ -170,9 +177,10 @@ class DCGANDiscriminator(Discriminator):
         layers: list[nn.Module] = [nn.Conv2d(c, base, 4, 2, 1), nn.LeakyReLU(negative_slope)]
         width = base
         for _ in range(n - 1):
+            batch = norm == "batch"
             layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=not batch),
+                *([nn.BatchNorm2d(width * 2)] if batch else []),
                 nn.LeakyReLU(negative_slope),
             ]
             width *= 2

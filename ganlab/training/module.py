@@ -33,18 +33,10 @@ from ganlab.rng import RandomStreams
 from ganlab.training.costs import DiscriminatorCost, GeneratorCost
 from ganlab.training.labels import fixed_labels, label_plan, sample_labels
 from ganlab.training.rules import UpdateRule, make_rule
-from ganlab.training.step import Optimisers, StepContext, training_networks
+from ganlab.training.step import Optimisers, StepContext, split_rows, training_networks
 
 #: size of the fixed noise batch that sample grids are drawn from (a 10 x 10 grid)
 N_FIXED = 100
-
-
-def _split_rows(batch: Tensor | tuple[Tensor, Tensor], rows: int) -> list:
-    """``batch`` in pieces of ``rows`` rows; an ``(x, y)`` batch as ``(x, y)`` pieces."""
-    if isinstance(batch, Tensor):
-        return list(batch.split(rows))
-    x, y = batch
-    return list(zip(x.split(rows), y.split(rows), strict=True))
 
 
 class GAN(pl.LightningModule):
@@ -363,7 +355,7 @@ class GAN(pl.LightningModule):
             ctx.logging = logged
             stats, m = self._one_step(ctx, batch, opts)
         else:
-            pieces = _split_rows(batch, self._rows_per_step)
+            pieces = split_rows(batch, self._rows_per_step)
             for i, piece in enumerate(pieces):
                 if i and 0 <= self.trainer.max_steps <= self.trainer.global_step:
                     break  # max_steps reached inside the batch

@@ -51,6 +51,14 @@ def training_networks(generator: nn.Module, discriminator: nn.Module,
     return Networks(g_train=g_train, d_train=d_train, g_fixed=g, d_fixed=d)
 
 
+def split_rows(batch: Tensor | tuple[Tensor, Tensor], rows: int) -> list:
+    """``batch`` in pieces of ``rows`` rows; an ``(x, y)`` batch as ``(x, y)`` pieces."""
+    if isinstance(batch, Tensor):
+        return list(batch.split(rows))
+    x, y = batch
+    return list(zip(x.split(rows), y.split(rows), strict=True))
+
+
 class Optimisers(NamedTuple):
     """The step's optimisers and their learning-rate schedules."""
 
