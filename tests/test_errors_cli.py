@@ -70,6 +70,8 @@ def test_full_traceback_on_request(tmp_path):
      "alternating, feature_matching, k5, label_smoothing, minibatch, none, pack2, pack4, "
      "unrolled5)"),
     ("config", ["k=["], "'k=[' is not an override Hydra can read: quote a value"),
+    ("config", ["regularizer=[r1,nosuch]"],  # a list-valued group: Hydra names no options
+     "regularizer=nosuch is not an option (available: gp, none, r1, r2)"),
 ])
 def test_overrides_that_do_not_compose_fail_in_one_line(config_name, argv, expect):
     """Hydra says these over 5-15 lines (and a hint about HYDRA_FULL_ERROR); one line here,
@@ -81,6 +83,7 @@ def test_overrides_that_do_not_compose_fail_in_one_line(config_name, argv, expec
     assert_one_line_error(err.value, start=expect)
     check_cli(["data=ring", "+min_free_mb=1", "seed=3"])  # composes: no error
     check_cli(["-m", "remedy=pack5"])  # sweeps and Hydra flags: left to Hydra
+    check_cli(["data=cifar10", "--cfg", "job"])  # a flag's value is not an override
 
 
 def test_evaluate_with_an_unknown_key_says_so_in_one_line(tmp_path):

@@ -13,7 +13,6 @@ from omegaconf import open_dict
 from torch import nn
 
 from conftest import assert_one_line_error, compose
-from ganlab.cli import check_cli_overrides
 from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
 from ganlab.losses import NonSaturating
@@ -116,13 +115,6 @@ def test_bad_penalty_settings_stop_a_run_before_any_data_is_read(overrides, star
     with pytest.raises(ConfigError) as err:
         check_config(cfg)
     assert_one_line_error(err.value, start=start)
-
-
-def test_an_unknown_regulariser_is_refused_with_the_choices():
-    with pytest.raises(ConfigError) as err:
-        check_cli_overrides(["regularizer=[r1,nosuch]"])
-    line = assert_one_line_error(err.value, start="regularizer=nosuch is not an option")
-    assert all(name in line for name in ("r1", "r2", "gp"))
 
 
 BASE = ["debug=tiny", "data=ring", "data.n_train=200", "data.batch_size=20", "noise.dim=4",
