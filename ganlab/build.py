@@ -92,6 +92,11 @@ def finish_discriminator(cfg: Config, discriminator: nn.Module) -> nn.Module:
     weight (:mod:`ganlab.networks.spectral`; refused in one line for a D it cannot cover)."""
     cfg = _as_config(cfg)
     if requested(OmegaConf.select(cfg, SPECTRAL_NORM, default=False)):
+        if cfg.get("compile") is True:
+            raise ConfigError(
+                f"{SPECTRAL_NORM}=true with compile=true is not supported: the compiled D keeps "
+                "the power iteration's u and v for its backward pass, and D's next pass updates "
+                f"them in place (torch.compile fails); set compile=false or {SPECTRAL_NORM}=false")
         owner = str(cfg.arch.discriminator._target_).rpartition(".")[2]
         apply_spectral_norm(discriminator, owner)
     return discriminator

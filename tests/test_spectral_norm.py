@@ -311,7 +311,10 @@ class NoWeightLayers(Discriminator):
      ["not supported by MLPDiscriminator", "MinibatchFeatures", "would stay unnormalised",
       "set arch.discriminator.minibatch_features=null or "
       "arch.discriminator.spectral_norm=false"]),
-], ids=["int", "string", "no-weight-layers", "weight-norm", "minibatch-features"])
+    ([SN, "compile=true"],  # torch.compile's backward finds u or v updated in place
+     ["with compile=true is not supported", "set compile=false or "
+      "arch.discriminator.spectral_norm=false"]),
+], ids=["int", "string", "no-weight-layers", "weight-norm", "minibatch-features", "compile"])
 def test_what_spectral_norm_cannot_do_is_refused_in_one_line_before_data(
         tmp_path, monkeypatch, overrides, fragments):
     from ganlab.run.train import train
