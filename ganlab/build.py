@@ -1,13 +1,14 @@
 """Build a run's objects from its composed config: the one construction path.
 
 Training, ``restore`` (evaluation, figures), the benchmarks and the config check all build
-here. :func:`build_networks` makes G and D as they will train (conditioned, packed);
-:func:`build_gan` the LightningModule around them; :func:`dry_build` the same networks on the
-meta device (shapes only: no memory, no arithmetic, milliseconds even for 64M parameters),
-run once on a fake batch, which is how a run learns, before any data file is opened, whether
-the architecture takes the data. A checkpoint stores the config, so what is rebuilt from it is
-what was trained. Settings two objects share (``k``, ``seed``) are read once and handed to
-both. The config's values are checked before anything is built (:mod:`ganlab.config`).
+here. :func:`build_networks` makes G and D as they will train (conditioned, packed, D
+spectrally normalised if asked); :func:`build_gan` the LightningModule around them;
+:func:`dry_build` the same networks on the meta device (shapes only: no memory, no
+arithmetic, milliseconds even for 64M parameters), run once on a fake batch, which is how
+a run learns, before any data file is opened, whether the architecture takes the data. A
+checkpoint stores the config, so what is rebuilt from it is what was trained. Settings two
+objects share (``k``, ``seed``) are read once and handed to both. The config's values are
+checked before anything is built (:mod:`ganlab.config`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ProgressBar
 from torch import nn
 
@@ -30,6 +31,8 @@ from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.networks import conditioning as cond
 from ganlab.networks.packing import PackedDiscriminator, packed_shape, rows_per_minibatch
+from ganlab.networks.spectral import OPTION as SPECTRAL_NORM
+from ganlab.networks.spectral import apply_spectral_norm, requested
 from ganlab.training.labels import label_plan
 from ganlab.training.module import GAN
 
@@ -57,10 +60,46 @@ def plain_config(cfg: Config) -> dict[str, Any]:
 
 
 def build_networks(cfg: Config) -> tuple[nn.Module, nn.Module]:
-    """G and D of a run as they train: wrapped for ``condition`` and packed for ``pack``."""
+    """G and D of a run as they train: wrapped for ``condition`` and packed for ``pack``,
+    then D finished (:func:`finish_discriminator`)."""
     cfg = _as_config(cfg)
-    return wrap_conditional(cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
-                            lambda **kw: build_discriminator(cfg, **kw))
+    generator, discriminator = wrap_conditional(
+        cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
+        lambda **kw: build_discriminator(cfg, **kw))
+    return generator, finish_discriminator(cfg, discriminator)
+
+
+#: keys of ``arch.discriminator`` that ganlab applies to the built D, not the arch class's
+#: constructor arguments (:func:`discriminator_node` leaves them out)
+D_OPTIONS = ("spectral_norm",)
+
+
+def discriminator_node(cfg: Config) -> DictConfig:
+    """``arch.discriminator`` without :data:`D_OPTIONS`: what the arch class is built from."""
+    node = _as_config(cfg).arch.discriminator
+    if not any(key in node for key in D_OPTIONS):
+        return node
+    node = node.copy()  # a shallow copy: the run's config keeps its keys
+    with open_dict(node):
+        for key in D_OPTIONS:
+            node.pop(key, None)
+    return node
+
+
+def finish_discriminator(cfg: Config, discriminator: nn.Module) -> nn.Module:
+    """What is done to the whole D (conditional and packing wrappers included) once it is
+    built: ``arch.discriminator.spectral_norm`` normalises every Linear, Conv and Embedding
+    weight (:mod:`ganlab.networks.spectral`; refused in one line for a D it cannot cover)."""
+    cfg = _as_config(cfg)
+    if requested(OmegaConf.select(cfg, SPECTRAL_NORM, default=False)):
+        if cfg.get("compile") is True:
+            raise ConfigError(
+                f"{SPECTRAL_NORM}=true with compile=true is not supported: the compiled D keeps "
+                "the power iteration's u and v for its backward pass, and D's next pass updates "
+                f"them in place (torch.compile fails); set compile=false or {SPECTRAL_NORM}=false")
+        owner = str(cfg.arch.discriminator._target_).rpartition(".")[2]
+        apply_spectral_norm(discriminator, owner)
+    return discriminator
 
 
 def build_regularizers(cfg: Config) -> dict[str, Any]:
@@ -179,11 +218,11 @@ def build_discriminator(cfg: Config, **overrides: Any) -> nn.Module:
     pack each minibatch (:mod:`ganlab.networks.packing`)."""
     cfg = _as_config(cfg)
     pack = int(cfg.get("pack", 1))
+    node = discriminator_node(cfg)
     if pack == 1:
-        return instantiate(cfg.arch.discriminator, **overrides)
+        return instantiate(node, **overrides)
     shape = packed_shape(list(overrides.pop("shape", cfg.data.shape)), pack)
-    return PackedDiscriminator(
-        instantiate(cfg.arch.discriminator, shape=list(shape), **overrides), pack)
+    return PackedDiscriminator(instantiate(node, shape=list(shape), **overrides), pack)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import assert_one_line_error, compose
-from ganlab.build import build_gan, wrap_conditional
+from ganlab.build import build_discriminator, build_gan, wrap_conditional
 from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
 from ganlab.networks import (
@@ -179,8 +179,7 @@ def test_bad_condition_settings_fail_in_one_line(overrides, text):
 def test_condition_configs_build_their_networks(overrides, g_cls, d_cls):
     cfg = compose(overrides)
     g, d = wrap_conditional(cfg, lambda **kw: __import__("hydra").utils.instantiate(
-        cfg.arch.generator, **kw), lambda **kw: __import__("hydra").utils.instantiate(
-        cfg.arch.discriminator, **kw))
+        cfg.arch.generator, **kw), lambda **kw: build_discriminator(cfg, **kw))
     assert type(g) is g_cls and type(d) is d_cls
     if "condition=cgan" in overrides or "condition=acgan" in overrides:
         assert cfg.data.labels is True

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import weight_norm
+from torch.nn.utils.parametrizations import _WeightNorm, weight_norm
 
 #: rows of the training split used for the data-dependent initialisation (their
 #: ``init_param(trainx[:500])``)
@@ -43,8 +43,10 @@ class GaussianNoise(nn.Module):
 
 
 def weight_normed(layer: nn.Module) -> bool:
-    """Whether ``layer`` is a Linear written as g * v / ||v|| (:func:`apply_weight_norm`)."""
-    return isinstance(layer, nn.Linear) and parametrize.is_parametrized(layer, "weight")
+    """Whether ``layer`` is a Linear written as g * v / ||v|| (:func:`apply_weight_norm`);
+    not one with another parametrisation (spectral normalisation, :mod:`.spectral`)."""
+    return (isinstance(layer, nn.Linear) and parametrize.is_parametrized(layer, "weight")
+            and any(isinstance(p, _WeightNorm) for p in layer.parametrizations.weight))
 
 
 def apply_weight_norm(layer: nn.Linear, train_scale: bool = True,
