@@ -56,6 +56,8 @@ class Penalty(nn.Module):
     """
 
     key = "regularizer"
+    #: whether D's step back-propagates through an input gradient (refused with compile=true)
+    double_backward = True
 
     def __init__(self, weight: float, every: int = 1) -> None:
         super().__init__()

@@ -8,13 +8,13 @@ import pytest
 
 from conftest import assert_one_line_error, compose, load_script, toy_cfg
 from ganlab.cli import check_cli_overrides, given_value, keep_first_hydra_record
-from ganlab.config import rules
+from ganlab.config import memory, rules
 from ganlab.errors import ConfigError, MissingDataError
 from ganlab.run.train import train
 
 
 def test_networks_that_would_not_fit_in_memory_are_refused_naming_the_sizes(monkeypatch):
-    monkeypatch.setattr(rules, "available_memory", lambda accelerator: (2**30, "machine"))
+    monkeypatch.setattr(memory, "available_memory", lambda accelerator: (2**30, "machine"))
     with pytest.raises(ConfigError) as err:
         rules.check_config(compose(["arch=maxout", "optim=sgd", "noise.dim=100000"]))
     # G: 100000*1200 + 1200 + 1200*1200 + 1200 + 1200*784 + 784 = 122,383,984 parameters,

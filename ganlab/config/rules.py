@@ -11,7 +11,6 @@ the keys, the values and what would work.
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganlab import compiling, precision
 from ganlab.build import PER_NETWORK, ArchitectureError, DryBuild, dry_build
+from ganlab.config.memory import memory
 from ganlab.config.schema import check_schema, show
 from ganlab.errors import ConfigError
 from ganlab.text import error_reason
@@ -87,6 +87,23 @@ def compile_update(cfg: DictConfig) -> None:
             "compile=true works with update=alternating only (the simultaneous update "
             "back-propagates D's graph twice, which a compiled backward cannot): set "
             "compile=false, or update=alternating")
+
+
+def compile_penalties(cfg: DictConfig) -> None:
+    """A gradient penalty back-propagates through D's input gradient; a compiled backward
+    cannot (torch: "aot_autograd does not currently support double backward", measured)."""
+    if _get(cfg, "compile") is not True:
+        return
+    for name, node in (_get(cfg, "regularizer") or {}).items():
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        try:
+            double = bool(getattr(get_class(target), "double_backward", False)) if target else False
+        except Exception:  # noqa: BLE001 - an unknown class: the dry build will say so
+            continue
+        if double:
+            raise ConfigError(f"regularizer=[{name}] with compile=true is not supported (the "
+                              "penalty's double backward cannot run through a compiled "
+                              f"backward): set compile=false, or drop {name}")
 
 
 def optimizer(cfg: DictConfig) -> None:
@@ -247,8 +264,8 @@ def trainer_precision(cfg: DictConfig) -> None:
 
 
 VALUE_RULES: tuple[Callable[[DictConfig], None], ...] = (
-    update_and_k, unroll, compile_update, optimizer, game, lookahead, momentum_ramp, packing,
-    class_embedding, dataset_labels, trainer_precision)
+    update_and_k, unroll, compile_update, compile_penalties, optimizer, game, lookahead,
+    momentum_ramp, packing, class_embedding, dataset_labels, trainer_precision)
 
 
 # -------------------------------------------------------- rules on the networks themselves
@@ -282,46 +299,6 @@ def semi_supervised(cfg: DictConfig, nets: DryBuild) -> None:
         raise ConfigError(
             f"condition.discriminator=classes (semi-supervised) trains with update=alternating "
             f"and unroll=0 only (got update={update}, unroll={steps}): set those")
-
-
-#: copies of the parameters an optimiser keeps (Adam: two moments; SGD: a momentum buffer)
-STATE_COPIES = {"torch.optim.Adam": 2, "torch.optim.AdamW": 2, "torch.optim.SGD": 1}
-#: arch keys that set the networks' sizes, named when they ask for too much memory
-SIZE_KEYS = ("hidden", "units", "base_channels", "channels", "dense_units")
-
-
-def available_memory(accelerator: Any) -> tuple[float, str]:
-    """Free memory in bytes where the run trains, and what it is."""
-    if precision.device_type(accelerator) == "cuda" and torch.cuda.is_available():
-        return float(torch.cuda.mem_get_info()[0]), "GPU"
-    try:
-        with open("/proc/meminfo") as file:
-            info = dict(line.split(":", 1) for line in file)
-        return float(info["MemAvailable"].split()[0]) * 1024, "machine"
-    except (OSError, KeyError, ValueError):
-        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "machine"
-
-
-def memory(cfg: DictConfig, nets: DryBuild) -> None:
-    """Refuse networks whose weights, gradients, optimiser state and generator average alone
-    would not fit where the run trains (``noise.dim=10000000`` asks for 48 GB)."""
-    g, d = nets.parameters["generator"], nets.parameters["discriminator"]
-    copies = 2 + STATE_COPIES.get(str(_get(cfg, "optim._target_")), 1)
-    average = g if _get(cfg, "average.kind", "none") != "none" else 0
-    noise = 2 * _get(cfg, "data.batch_size", 100) * _get(cfg, "noise.dim", 100)  # z of 2 steps
-    need = 4.0 * (copies * (g + d) + average + noise)
-    free, where = available_memory(_get(cfg, "trainer.accelerator", "auto"))
-    if need <= free:
-        return
-    sizes = [f"noise.dim={_get(cfg, 'noise.dim')}"] + [
-        f"arch.{part}.{key}={show(_get(cfg, f'arch.{part}.{key}'))}"
-        for part in ("generator", "discriminator") for key in SIZE_KEYS
-        if _get(cfg, f"arch.{part}.{key}") is not None]
-    raise ConfigError(
-        f"the networks need about {need / 2**30:.1f} GB for their weights, gradients, "
-        f"optimiser state and noise batches ({g / 1e6:.1f}M generator and "
-        f"{d / 1e6:.1f}M discriminator parameters), more than the {free / 2**30:.1f} GB free "
-        f"on this {where}: lower {', '.join(sizes)}")
 
 
 NETWORK_RULES: tuple[Callable[[DictConfig, DryBuild], None], ...] = (
