@@ -29,6 +29,7 @@ from torch import nn
 from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.networks import conditioning as cond
+from ganlab.networks.instance_noise import with_instance_noise
 from ganlab.networks.packing import PackedDiscriminator, packed_shape, rows_per_minibatch
 from ganlab.training.labels import label_plan
 from ganlab.training.module import GAN
@@ -57,10 +58,15 @@ def plain_config(cfg: Config) -> dict[str, Any]:
 
 
 def build_networks(cfg: Config) -> tuple[nn.Module, nn.Module]:
-    """G and D of a run as they train: wrapped for ``condition`` and packed for ``pack``."""
+    """G and D of a run as they train: wrapped for ``condition``, packed for ``pack`` and,
+    last, D wrapped to see its inputs with instance noise (``instance_noise.std`` > 0)."""
     cfg = _as_config(cfg)
-    return wrap_conditional(cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
-                            lambda **kw: build_discriminator(cfg, **kw))
+    generator, discriminator = wrap_conditional(
+        cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
+        lambda **kw: build_discriminator(cfg, **kw))
+    noise = cfg.get("instance_noise") or {}
+    return generator, with_instance_noise(discriminator, noise.get("std", 0.0),
+                                          noise.get("anneal_steps", 0))
 
 
 def build_regularizers(cfg: Config) -> dict[str, Any]:
