@@ -30,6 +30,7 @@ from torch import nn
 from ganlab.data.base import GANDataModule
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.networks import conditioning as cond
+from ganlab.networks.instance_noise import with_instance_noise
 from ganlab.networks.packing import PackedDiscriminator, packed_shape, rows_per_minibatch
 from ganlab.networks.spectral import OPTION as SPECTRAL_NORM
 from ganlab.networks.spectral import apply_spectral_norm, requested
@@ -61,7 +62,7 @@ def plain_config(cfg: Config) -> dict[str, Any]:
 
 def build_networks(cfg: Config) -> tuple[nn.Module, nn.Module]:
     """G and D of a run as they train: wrapped for ``condition`` and packed for ``pack``,
-    then D finished (:func:`finish_discriminator`)."""
+    then D finished (:func:`finish_discriminator`: spectral norm, then instance noise)."""
     cfg = _as_config(cfg)
     generator, discriminator = wrap_conditional(
         cfg, lambda **kw: instantiate(cfg.arch.generator, **kw),
@@ -89,7 +90,9 @@ def discriminator_node(cfg: Config) -> DictConfig:
 def finish_discriminator(cfg: Config, discriminator: nn.Module) -> nn.Module:
     """What is done to the whole D (conditional and packing wrappers included) once it is
     built: ``arch.discriminator.spectral_norm`` normalises every Linear, Conv and Embedding
-    weight (:mod:`ganlab.networks.spectral`; refused in one line for a D it cannot cover)."""
+    weight (:mod:`ganlab.networks.spectral`; refused in one line for a D it cannot cover);
+    last, ``instance_noise.std`` > 0 wraps D to see its inputs with Gaussian noise in
+    training (:mod:`ganlab.networks.instance_noise`)."""
     cfg = _as_config(cfg)
     if requested(OmegaConf.select(cfg, SPECTRAL_NORM, default=False)):
         if cfg.get("compile") is True:
@@ -99,7 +102,9 @@ def finish_discriminator(cfg: Config, discriminator: nn.Module) -> nn.Module:
                 f"them in place (torch.compile fails); set compile=false or {SPECTRAL_NORM}=false")
         owner = str(cfg.arch.discriminator._target_).rpartition(".")[2]
         apply_spectral_norm(discriminator, owner)
-    return discriminator
+    noise = cfg.get("instance_noise") or {}
+    return with_instance_noise(discriminator, noise.get("std", 0.0),
+                               noise.get("anneal_steps", 0))
 
 
 def build_regularizers(cfg: Config) -> dict[str, Any]:

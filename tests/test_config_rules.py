@@ -110,7 +110,7 @@ def test_the_key_table_lists_every_schema_key():
     table = key_table()
     for name in Run.model_fields:
         if name not in ("noise", "loss", "optim", "data", "condition", "average", "schedule",
-                        "trainer", "callbacks"):
+                        "trainer", "callbacks", "instance_noise"):
             assert f"| `{name}` |" in table
     assert "| `loss.real_label` | float, > 0, <= 1 | 1.0 |" in table
 

@@ -15,7 +15,6 @@ logs its error as ``semisup/avg_test_error`` beside the raw D's.
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.callbacks._evaluation import GeneratorEvaluation
+from ganlab.networks.base import forward_accepts
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class TestError(GeneratorEvaluation):
     # ----------------------------------------------------------- the average of D
     def on_fit_start(self, trainer: pl.Trainer, module) -> None:
         d = module.discriminator
-        if self.average_rate is None or "classes" not in inspect.signature(d.forward).parameters:
+        if self.average_rate is None or not forward_accepts(d, "classes"):
             return
         self.average = copy.deepcopy(d).eval()
         resumed = self._loaded is not None
@@ -136,7 +136,7 @@ class TestError(GeneratorEvaluation):
     def run(self, trainer: pl.Trainer, module) -> dict[str, float]:
         self._last_step = trainer.global_step
         d = module.discriminator
-        if "classes" not in inspect.signature(d.forward).parameters:
+        if not forward_accepts(d, "classes"):
             return {}
         datamodule = trainer.datamodule
         x, y = datamodule.split(self.split), datamodule.split_labels(self.split)

@@ -26,6 +26,7 @@ from ganlab.build import PER_NETWORK, ArchitectureError, DryBuild, dry_build
 from ganlab.config.memory import memory
 from ganlab.config.schema import check_schema, show
 from ganlab.errors import ConfigError
+from ganlab.networks.base import forward_accepts
 from ganlab.text import error_reason
 from ganlab.training.labels import label_plan
 
@@ -273,7 +274,7 @@ def features(cfg: DictConfig, nets: DryBuild) -> None:
     target = _get(cfg, "loss._target_")
     uses = bool(getattr(get_class(target), "uses_features", False)) if target else False
     d = nets.discriminator
-    if uses and "features" not in inspect.signature(d.forward).parameters:
+    if uses and not forward_accepts(d, "features"):
         raise ConfigError(
             f"loss={choice('loss') or target} needs a discriminator that returns its features "
             f"(d(x, features=True) -> (logits, features)); {type(d).__name__} does not: pick "

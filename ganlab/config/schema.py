@@ -106,6 +106,13 @@ class Condition(_Node):
                                      "game's cost (0: the labels alone)")
 
 
+class InstanceNoise(_Node):
+    std: float = Field(0.0, ge=0, description="std of the Gaussian noise added to every input "
+                       "of D in training, real and generated (0: off)")
+    anneal_steps: int = Field(0, ge=0, description="training steps over which that std falls "
+                              "linearly to 0 (0: constant)")
+
+
 class Average(_Node):
     kind: Literal["none", "uniform", "ema"] = Field(
         "none", description="average of G's weights used for samples and evaluation")
@@ -193,6 +200,7 @@ class Run(_Node):
     data: Data | None = None
     condition: Condition = Condition()
     average: Average = Average()
+    instance_noise: InstanceNoise = InstanceNoise()
     schedule: Schedule = Schedule()
     trainer: Trainer = Trainer()
     callbacks: Callbacks | None = None

@@ -7,7 +7,7 @@ from ganlab.data.loading import TensorBatches
 from ganlab.data.mnist import MNIST, FashionMNIST, MissingDataError
 from ganlab.data.stacked_mnist import StackedMNIST
 from ganlab.data.tfd import TFD
-from ganlab.data.toy import Gaussian1D, Grid, Ring, ToyDataModule
+from ganlab.data.toy import Dirac, Gaussian1D, Grid, Ring, ToyDataModule
 
 __all__ = [
     "CIFAR10",
@@ -19,6 +19,7 @@ __all__ = [
     "FashionMNIST",
     "MissingDataError",
     "StackedMNIST",
+    "Dirac",
     "Gaussian1D",
     "Grid",
     "Ring",

@@ -66,6 +66,31 @@ class Gaussian1D(ToyDataModule):
         return -0.5 * z**2 - math.log(self.std * math.sqrt(2 * math.pi))
 
 
+class Dirac(ToyDataModule):
+    """Every example is the point ``at``: δ_at, the data of the Dirac-GAN (Mescheder et al.
+    2018, §2.2; :mod:`ganlab.theory.dirac`), the smallest data on which GAN training can fail
+    to converge.
+
+    A Dirac has no density: :meth:`log_density` is -inf except at ``at`` itself, so 1-D plots
+    show no data curve (the generator's samples and D(x) still show).
+    """
+
+    shape = (1,)
+    no_labels_reason = "a Dirac has no classes"
+
+    def __init__(self, at: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.at = float(at)
+        self.value_range = (self.at - 3.0, self.at + 3.0)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        return torch.full((n, 1), self.at)
+
+    def log_density(self, x: Tensor) -> Tensor:
+        x = x.reshape(len(x))
+        return torch.where(x == self.at, math.inf, -math.inf).to(x.dtype)
+
+
 class GaussianMixture2D(ToyDataModule):
     """Equally likely isotropic 2-D Gaussians of standard deviation ``std`` at ``centers``.
 

@@ -10,6 +10,9 @@ architecture instead of once per network.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
 from ganlab.networks.weightnorm import INIT_ROWS, init_from_data
@@ -52,3 +55,20 @@ class Discriminator(nn.Module):
                 feats = h
             h = layer(h)
         return h.view(len(x)), feats.flatten(1)
+
+
+def forward_accepts(net: nn.Module, name: str) -> bool:
+    """Whether ``net``'s forward takes the argument ``name`` (``features``, ``classes``), read
+    through wrappers that pass every argument on to ``net.inner`` (``passes_arguments``:
+    instance noise)."""
+    while getattr(net, "passes_arguments", False):
+        net = net.inner
+    return name in inspect.signature(net.forward).parameters
+
+
+def step_hooks(*networks: nn.Module) -> list[Callable[[int], None]]:
+    """The ``on_training_step(steps_done)`` hooks of these networks: networks that change
+    with the training position (instance noise's annealing) define one, and the GAN module
+    calls it before every training step with the trainer's checkpointed count of steps."""
+    hooks = (getattr(net, "on_training_step", None) for net in networks)
+    return [hook for hook in hooks if callable(hook)]

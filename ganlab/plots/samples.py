@@ -17,10 +17,9 @@ __all__ = ["draw_samples", "sample_picture", "takes_class"]
 
 
 def takes_class(discriminator: nn.Module | None) -> bool:
-    """Whether ``discriminator`` judges (x, y) pairs, so that D(x) alone is undefined."""
-    from ganlab.networks.conditioning import ConcatDiscriminator, ProjectionDiscriminator
-
-    return isinstance(discriminator, ConcatDiscriminator | ProjectionDiscriminator)
+    """Whether ``discriminator`` judges (x, y) pairs, so that D(x) alone is undefined (read
+    from what it declares, so a wrapper of a conditional D, such as instance noise's, counts)."""
+    return bool(getattr(discriminator, "takes_labels", False))
 
 
 def sample_picture(

@@ -27,6 +27,7 @@ from ganlab.compat import (
     step_is_plain,
 )
 from ganlab.losses import Game, weight_clipper
+from ganlab.networks.base import step_hooks
 from ganlab.noise import NoisePrior
 from ganlab.optim import exponential_decay
 from ganlab.rng import RandomStreams
@@ -71,11 +72,9 @@ class GAN(pl.LightningModule):
             ``start_epoch`` (0-based) on; samples and evaluation use it once it has started.
         compile: ``torch.compile`` the training step's forward passes of G and D (sampling
             and evaluation stay eager); docs/BENCHMARKS.md says what it buys.
-        steps_per_batch: training steps per Lightning batch (the datamodule draws
-            ``steps_per_batch * k`` minibatches per batch). Lightning spends a fixed
-            few hundred microseconds of Python on every batch; for models whose step takes
-            about that long this shares it out. Training is the same, step for step; logging
-            (``trainer.log_every_n_steps``), checkpoints and resume positions count batches.
+        steps_per_batch: training steps per Lightning batch (``steps_per_batch * k``
+            minibatches): shares Lightning's fixed cost per batch out over the steps of a
+            small model. Training is the same; logging, checkpoints and resume count batches.
         condition: the ``condition`` config node; its ``weight`` (default 1) scales an
             AC-GAN's or the semi-supervised D's class cross-entropy, ``unlabelled_weight``
             the semi-supervised D's game cost.
@@ -139,6 +138,7 @@ class GAN(pl.LightningModule):
         self._context: StepContext | None = None
         self._rule: UpdateRule | None = None
         self._rows_per_step = 0
+        self._step_hooks: list[Callable[[int], None]] = []
         self.direct_backward = self.direct_step = False
         self.streams = RandomStreams()
         # the noise that sample grids are drawn from, the same z at every epoch
@@ -293,6 +293,7 @@ class GAN(pl.LightningModule):
     def on_fit_start(self) -> None:
         self._context = self.step_context()
         self._rule = self.update_rule()
+        self._step_hooks = step_hooks(self.generator, self.discriminator)
         if self.steps_per_batch > 1:
             m = getattr(self.trainer.datamodule, "batch_size", None)
             if not isinstance(m, int):
@@ -367,6 +368,8 @@ class GAN(pl.LightningModule):
     def _one_step(self, ctx: StepContext, batch: Any, opts: Optimisers) -> tuple[dict, int]:
         """One training step by the update rule on ``k`` minibatches, then the generator
         average; returns the statistics (on logged steps) and the minibatch size."""
+        for hook in self._step_hooks:  # e.g. instance noise's annealing: steps done so far
+            hook(self.global_step // self.updates_per_step)
         stats, m = self._rule.step(ctx, batch, opts)
         if self.generator_avg is not None and self.current_epoch >= self._average_start:
             self.generator_avg.update_parameters(self.generator)
