@@ -68,14 +68,6 @@ class Optimisers(NamedTuple):
     sched_d: Any
 
 
-def split_rows(batch: Tensor | tuple[Tensor, Tensor], rows: int) -> list:
-    """``batch`` in pieces of ``rows`` rows; an ``(x, y)`` batch as ``(x, y)`` pieces."""
-    if isinstance(batch, Tensor):
-        return list(batch.split(rows))
-    x, y = batch
-    return list(zip(x.split(rows), y.split(rows), strict=True))
-
-
 def grad_norm(params: Iterable[nn.Parameter]) -> Tensor:
     """L2 norm of all gradients (computed on logged steps only: it costs a pass over every
     gradient, docs/BENCHMARKS.md)."""
