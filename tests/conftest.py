@@ -20,6 +20,11 @@ from omegaconf import DictConfig, open_dict
 # tests start many short torch processes on few cores: spinning OpenMP threads would make
 # each one wait for the others (see docs/BENCHMARKS.md); read when torch loads, so set early
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# pytest-xdist runs one worker per core (pyproject's addopts): each worker's torch (and the
+# scripts it starts) then gets its share of the cores instead of all of them
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

@@ -78,7 +78,8 @@ def fitting_data(arch: str) -> str:
 # ------------------------------------------------------------------ (a) what is normalised
 #: overrides, and the wrapper D they give (None: the arch's own class)
 CASES = {
-    **{f"arch={a}": ([f"arch={a}"], None) for a in ARCH},
+    # the Dirac-GAN's D is one scalar, no layer: refused (test_what_spectral_norm_cannot_do...)
+    **{f"arch={a}": ([f"arch={a}"], None) for a in ARCH if a != "dirac"},
     "cgan-concat": (["data=ring", "arch=mlp", "condition=cgan"], ConcatDiscriminator),
     "projection": (["data=mnist", "arch=dcgan_small", "condition=cgan"],
                    ProjectionDiscriminator),
@@ -314,7 +315,10 @@ class NoWeightLayers(Discriminator):
     ([SN, "compile=true"],  # torch.compile's backward finds u or v updated in place
      ["with compile=true is not supported", "set compile=false or "
       "arch.discriminator.spectral_norm=false"]),
-], ids=["int", "string", "no-weight-layers", "weight-norm", "minibatch-features", "compile"])
+    ([SN, "data=dirac", "arch=dirac"],
+     ["not supported by LinearDiscriminator", "no Linear, Conv or Embedding layer"]),
+], ids=["int", "string", "no-weight-layers", "weight-norm", "minibatch-features", "compile",
+        "dirac"])
 def test_what_spectral_norm_cannot_do_is_refused_in_one_line_before_data(
         tmp_path, monkeypatch, overrides, fragments):
     from ganlab.run.train import train

@@ -64,7 +64,10 @@ def test_mnist_paper_model_short_run(tmp_path, mnist_root):
     proc = run_train(
         [f"data.root={mnist_root}", "trainer.max_steps=40", "trainer.log_every_n_steps=5",
          "trainer.enable_progress_bar=false", "callbacks.parzen.n_samples=500",
-         "callbacks.parzen.n_valid=200"],
+         "callbacks.parzen.n_valid=200",
+         # the sample metrics would train the MNIST classifier first (about 2 min; its own
+         # test is tests/test_first_run.py): without a cached one they are skipped here
+         "callbacks.metrics.train_classifier=false"],
         run_dir,
     )
     _ok(proc)
