@@ -208,6 +208,11 @@ class Wasserstein(Hinge):
         return f"{type(self).__name__}(scale={self.scale}, clip={self.clip})"
 
 
+def is_critic(game: object) -> bool:
+    """Whether the game reads D's output as a score (hinge, Wasserstein), not a logit."""
+    return isinstance(game, Hinge)
+
+
 def critic_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
     """A critic's mean score on real and on generated data, and their difference (the
     Wasserstein estimate while D is 1-Lipschitz)."""

@@ -21,7 +21,7 @@ from torch import nn
 
 from conftest import brute_force_nearest
 from ganlab.data.toy import Gaussian1D, Ring
-from ganlab.losses import MaxLikelihood, Minimax, NonSaturating
+from ganlab.losses import Hinge, MaxLikelihood, Minimax, NonSaturating, Wasserstein, is_critic
 from ganlab.plots.costs import cost_curves
 from ganlab.plots.figure import figure_to_array, save_figure
 from ganlab.plots.images import (
@@ -230,6 +230,25 @@ def test_plot_2d_and_figure_array(tmp_path):
     width, height = fig.canvas.get_width_height()
     assert arr.shape[:2] == (height, width)
     assert save_figure(fig, tmp_path / "p2d.png").stat().st_size > 0
+
+
+def test_a_critics_scores_are_drawn_as_scores_not_probabilities():
+    """A critic (hinge, Wasserstein) scores far outside (0, 1): its contours span its own
+    symmetric range and say so, where a logistic D's are sigmoid(logit) in [0, 1]."""
+    samples = torch.randn(50, 2)
+
+    def score(x):
+        return 30.0 * x[:, 0]  # a score of -60..60 over the plotted square
+
+    def contours(fig):
+        (ax, bar) = fig.axes
+        return bar.get_ylabel(), bar.get_ylim()
+
+    label, (lo, hi) = contours(plot_2d(samples, None, (-2, 2), discriminator=score, critic=True))
+    assert label == "critic score $D(x)$" and lo < -50 and hi > 50
+    label, (lo, hi) = contours(plot_2d(samples, None, (-2, 2), discriminator=score))
+    assert label == "$D(x)$" and (lo, hi) == (0.0, 1.0)
+    assert is_critic(Hinge()) and is_critic(Wasserstein()) and not is_critic(NonSaturating())
 
 
 def test_figures_stay_out_of_pyplot():

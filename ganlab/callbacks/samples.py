@@ -9,6 +9,7 @@ import torch
 
 from ganlab.callbacks._output import log_png, run_dir
 from ganlab.evaluation.conditional import balanced_labels, generator_classes
+from ganlab.losses import is_critic
 from ganlab.plots.classes import class_grid
 from ganlab.plots.images import save_png
 from ganlab.plots.samples import draw_samples
@@ -59,7 +60,7 @@ class SampleGrid(pl.Callback):
             else:
                 samples = module.sample(2000, seed=module.seed + 1, averaged=averaged)
             return draw_samples(samples, dm, path, nrow=self.nrow, discriminator=disc,
-                                labels=labels)
+                                labels=labels, critic=is_critic(getattr(module, "loss", None)))
         finally:
             gen.train(was[0])
             disc.train(was[1])

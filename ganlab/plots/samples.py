@@ -24,7 +24,7 @@ def takes_class(discriminator: nn.Module | None) -> bool:
 
 def sample_picture(
     samples: Tensor, data: GANDataModule, nrow: int = 10, discriminator: nn.Module | None = None,
-    labels: Tensor | None = None,
+    labels: Tensor | None = None, critic: bool = False,
 ) -> Tensor | Figure:
     """The one way a batch of samples is drawn, chosen by the data they imitate.
 
@@ -36,17 +36,20 @@ def sample_picture(
     its own (not with minibatch features or packing: ``per_example=False``) nor needs the
     class (a conditional D). ``labels``: the classes the samples were generated for, which
     colour the 2-D scatter (images show them by their place in the grid instead).
+    ``critic``: D scores rather than classifies (hinge, Wasserstein): its raw score is drawn
+    in 2-D, and no D at all in 1-D (where the picture compares D with the optimal D*).
     """
     if not getattr(discriminator, "per_example", True) or takes_class(discriminator):
         discriminator = None  # D(x) of one point is undefined when D judges batches or packs
     if data.is_image:
         return image_grid(samples, nrow=nrow, value_range=data.value_range)
     if data.dim == 1:
-        return plot_1d(data.log_density, samples, discriminator, data.value_range)
+        return plot_1d(data.log_density, samples, None if critic else discriminator,
+                       data.value_range)
     if data.dim == 2:
         return plot_2d(samples, getattr(data, "centers", None), data.value_range,
                        discriminator=discriminator, labels=labels,
-                       std=getattr(data, "std", None))
+                       std=getattr(data, "std", None), critic=critic)
     raise ValueError(
         f"{type(data).__name__} examples of shape {data.shape} have no picture: only images "
         "(C, H, W) and 1-D or 2-D points can be drawn"
@@ -55,10 +58,10 @@ def sample_picture(
 
 def draw_samples(
     samples: Tensor, data: GANDataModule, path: str | Path, nrow: int = 10,
-    discriminator: nn.Module | None = None, labels: Tensor | None = None,
+    discriminator: nn.Module | None = None, labels: Tensor | None = None, critic: bool = False,
 ) -> Path:
     """Write :func:`sample_picture` of ``samples`` to ``path`` (PNG); returns the path."""
-    picture = sample_picture(samples, data, nrow, discriminator, labels)
+    picture = sample_picture(samples, data, nrow, discriminator, labels, critic)
     if isinstance(picture, Figure):
         return save_figure(picture, path)
     return save_png(picture, path)

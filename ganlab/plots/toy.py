@@ -139,6 +139,7 @@ def plot_2d(
     title: str | None = None,
     std: float | None = None,
     labels: Tensor | None = None,
+    critic: bool = False,
 ) -> Figure:
     """Generated 2-D samples over the data modes (tutorial Figure 22): mode collapse shows
     as samples piled on a few of the marked centres. ``labels`` (n,): the class each sample
@@ -152,6 +153,8 @@ def plot_2d(
     covers the samples and centres. If ``discriminator`` (points (n, 2) -> logits (n,)) is
     given, D(x) = sigmoid(logit) is drawn as filled contours underneath, showing where D
     pushes the samples; a module is run in eval mode on its own device, modes restored.
+    ``critic``: D's output is a score, not a logit (hinge and Wasserstein games), drawn as is
+    on a scale symmetric about 0.
     """
     pts = samples.detach().cpu().to(torch.float64).reshape(len(samples), -1)
     if pts.shape[1] != 2:
@@ -174,16 +177,15 @@ def plot_2d(
         grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
         with torch.no_grad(), eval_mode(discriminator):
             logits = discriminator(grid.to(device_of(discriminator, grid.device)))
-            d = torch.sigmoid(logits.detach().float()).cpu().reshape(resolution, resolution)
-        cs = ax.contourf(
-            gx.numpy(),
-            gy.numpy(),
-            d.numpy(),
-            levels=np.linspace(0, 1, 11),
-            cmap="RdBu_r",
-            alpha=0.6,
-        )
-        fig.colorbar(cs, ax=ax, label="$D(x)$", shrink=0.8)
+            d = logits.detach().float().cpu().reshape(resolution, resolution)
+        if critic:
+            top = float(d.abs().max()) or 1.0
+            levels, label = np.linspace(-top, top, 11), "critic score $D(x)$"
+        else:
+            d, levels, label = torch.sigmoid(d), np.linspace(0, 1, 11), "$D(x)$"
+        cs = ax.contourf(gx.numpy(), gy.numpy(), d.numpy(), levels=levels, cmap="RdBu_r",
+                         alpha=0.6)
+        fig.colorbar(cs, ax=ax, label=label, shrink=0.8)
     if labels is None:
         colour = {"color": "tab:blue" if std is not None else "tab:green"}
     else:
