@@ -107,6 +107,19 @@ def compile_penalties(cfg: DictConfig) -> None:
                               f"backward): set compile=false, or drop {name}")
 
 
+def class_settings(key: str, target: str, what: str) -> list[str] | None:
+    """The keyword arguments of the class ``target`` names at ``key`` (None: it takes any, a
+    ``**kwargs``); a class that cannot be imported is refused in one line."""
+    try:
+        params = inspect.signature(get_class(target)).parameters
+    except Exception:  # noqa: BLE001 - any import failure
+        raise ConfigError(f"{key}._target_={target} is not allowed: no such {what} class can "
+                          "be imported") from None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return [name for name in params if name not in ("self", "params")]
+
+
 def optimizer(cfg: DictConfig) -> None:
     """Every ``optim.*`` key (and ``optim.g.*``, ``optim.d.*``, each network's own) is an
     argument of the optimiser class, and each network's optimiser builds on a throwaway
@@ -114,11 +127,7 @@ def optimizer(cfg: DictConfig) -> None:
     optim, target = _get(cfg, "optim"), _get(cfg, "optim._target_")
     if not isinstance(optim, DictConfig) or not target:
         return
-    try:
-        params = inspect.signature(get_class(target)).parameters
-    except Exception:  # noqa: BLE001 - any import failure
-        raise ConfigError(f"optim._target_={target} is not allowed: no such optimiser class "
-                          "can be imported") from None
+    allowed = class_settings("optim", target, "optimiser")
     try:
         node = OmegaConf.to_container(optim, resolve=True)
     except Exception:  # noqa: BLE001 - ${hydra:...} outside a run: the run itself will tell
@@ -130,8 +139,7 @@ def optimizer(cfg: DictConfig) -> None:
     own = {net: {f"{net}.{k}": v for k, v in (node.get(net) or {}).items()
                  if (raw.get(net) or {}).get(k) != f"${{..{k}}}"}
            for net in PER_NETWORK}
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed = [name for name in params if name not in ("self", "params")]
+    if allowed is not None:
         for key in [*shared, *own["g"], *own["d"]]:
             if key.rpartition(".")[2] not in allowed:
                 raise ConfigError(
@@ -225,14 +233,9 @@ def game(cfg: DictConfig) -> None:
     target = _get(cfg, "loss._target_")
     if not target:
         return
-    try:
-        params = inspect.signature(get_class(target)).parameters
-    except Exception:  # noqa: BLE001 - any import failure
-        raise ConfigError(f"loss._target_={target} is not allowed: no such game class can be "
-                          "imported") from None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    allowed = class_settings("loss", target, "game")
+    if allowed is None:
         return
-    allowed = [name for name in params if name != "self"]
     for key in _get(cfg, "loss"):
         if not str(key).startswith("_") and key not in allowed:
             name = choice("loss") or target.rsplit(".", 1)[-1]
