@@ -1,8 +1,11 @@
 """The random streams a run must resume exactly: each rank's noise stream and torch RNG.
 
-Noise comes from the prior's own generator (seeded per DDP rank), dropout from torch's global
-RNG. Both are saved per rank in every checkpoint and put back on resume, so a resumed run
-draws the very noise and dropout masks the uninterrupted run would have drawn.
+Noise comes from the prior's own generator (seeded per DDP rank); dropout masks, instance
+noise and WGAN-GP's interpolation weights from torch's global RNG, which every rank after the
+first reseeds from its rank when training starts (``seed_everything`` gives all ranks one
+state, and identical draws on every rank would repeat the same masks and noise across the
+shards of one combined batch). Both are saved per rank in every checkpoint and put back on
+resume, so a resumed run draws what the uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -64,8 +67,10 @@ class RandomStreams:
             noise.load_state_dict(saved, device)
         self._pending_noise = None
 
-    def start_training(self, rank: int, device: torch.device) -> None:
-        """Put back torch's RNG (dropout masks) from the checkpoint being resumed.
+    def start_training(self, seed: int, rank: int, device: torch.device) -> None:
+        """Put back torch's RNG from the checkpoint being resumed, or, on a fresh start,
+        give every rank but the first a global stream of its own (rank 0's, and so every
+        single-process run's, stays the one ``seed_everything`` set).
 
         Done when training starts rather than when the checkpoint is read, because
         Lightning's own setup between the two may draw from it.
@@ -73,6 +78,8 @@ class RandomStreams:
         mine = self._mine(rank)
         self._pending_ranks = None
         if mine is None:
+            if rank > 0:
+                torch.manual_seed(int(seed) * 1_000_003 + 7919 * int(rank) + 2)
             return
         if "torch" in mine:
             torch.set_rng_state(mine["torch"])

@@ -73,9 +73,12 @@ class RankAudit(pl.Callback):
     ``<path>.<rank>.json``.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, buffers: str | None = None) -> None:
         self.path = path
-        self.record: dict[str, Any] = {"rows": {}, "noise": [], "equal_steps": 0, "steps": []}
+        #: buffers whose name ends so are compared with the parameters (spectral norm's ``_u``)
+        self.buffers = buffers
+        self.record: dict[str, Any] = {"rows": {}, "noise": [], "torch": [], "equal_steps": 0,
+                                       "steps": []}
         self.counters = {"G": CommCounter(), "D": CommCounter()}
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -100,9 +103,15 @@ class RankAudit(pl.Callback):
         probe = torch.Generator()
         probe.set_state(pl_module.noise.generator.get_state())  # peek, don't consume
         self.record["noise"].append(torch.rand(3, generator=probe).tolist())
+        probe.set_state(torch.get_rng_state())  # torch's global stream (dropout, instance noise)
+        self.record["torch"].append(torch.rand(3, generator=probe).tolist())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        flat = torch.cat([p.detach().flatten() for p in pl_module.parameters()])
+        tensors = list(pl_module.parameters())
+        if self.buffers:
+            tensors += [b for n, b in pl_module.named_buffers() if n.endswith(self.buffers)]
+            self.record["buffers"] = len(tensors) - len(list(pl_module.parameters()))
+        flat = torch.cat([t.detach().flatten() for t in tensors])
         gathered = [torch.empty_like(flat) for _ in range(trainer.world_size)]
         torch.distributed.all_gather(gathered, flat)  # not the deprecated autograd variant
         assert len(gathered) == trainer.world_size == 2
@@ -154,9 +163,11 @@ def test_ddp_run_shards_data_syncs_weights_and_writes_once(tmp_path, capfd):
         a, b = ({tuple(row) for row in r["rows"][epoch]} for r in rec)
         assert len(a) == len(b) == 120 and not a & b and a | b == train_rows
     assert rec[0]["rows"]["0"] != rec[0]["rows"]["1"]  # reshuffled per epoch
-    # ... and draw different noise
+    # ... and draw different noise, from the prior and from torch's global stream
     for z0, z1 in zip(rec[0]["noise"], rec[1]["noise"], strict=True):
         assert z0 != z1
+    for t0, t1 in zip(rec[0]["torch"], rec[1]["torch"], strict=True):
+        assert t0 != t1
     # logs, pictures, checkpoints and metrics written once (by rank 0)
     assert sorted(p.name for p in (run_dir / "csv").iterdir()) == ["version_0"]
     with open(run_dir / "csv" / "version_0" / "metrics.csv") as f:
@@ -178,6 +189,32 @@ def test_ddp_run_shards_data_syncs_weights_and_writes_once(tmp_path, capfd):
     # (the Parzen numbers are rank 0's, broadcast) or a deprecated all_gather
     err = capfd.readouterr().err
     assert "sync_dist=True" not in err and "all_gather is deprecated" not in err, err[-3000:]
+
+
+def test_ddp_spectral_norm_instance_noise_and_gp_keep_ranks_identical(tmp_path):
+    """The stabilisers with state or randomness of their own under DDP: spectral norm's
+    power-iteration vectors (buffers updated by every forward pass of D) stay bit-identical
+    on both ranks with the weights, after every step, while instance noise and WGAN-GP's
+    interpolation weights come from each rank's own stream; the run resumes as it ran."""
+    run_dir, audit = tmp_path / "run", tmp_path / "audit"
+    cfg = ddp_cfg(
+        run_dir, "data.n_train=240", "data.batch_size=20", "trainer.max_epochs=1",
+        "loss=hinge", "regularizer=[gp]", "arch.discriminator.spectral_norm=true",
+        "instance_noise.std=0.1", "instance_noise.anneal_steps=4", "logger=csv",
+        "callbacks.parzen.every_n_epochs=0",
+        extra_callbacks={"audit": {"_target_": f"{__name__}.RankAudit", "path": str(audit),
+                                   "buffers": "_u"}},
+    )
+    train(cfg)
+    rec = [json.loads(Path(f"{audit}.{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["equal_steps"] for r in rec] == [6, 6]   # 120 rows a rank, batch 20, k=1
+    assert [r["buffers"] for r in rec] == [2, 2]       # one u per linear layer of D
+    for t0, t1 in zip(rec[0]["torch"], rec[1]["torch"], strict=True):
+        assert t0 != t1
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert any(k.endswith("parametrizations.weight.0._u") for k in ckpt["state_dict"])
+    states = ckpt["ganlab"]["rng"]
+    assert not torch.equal(states[0]["torch"], states[1]["torch"])
 
 
 # ------------------------------------------------- one DDP step = one step on both batches

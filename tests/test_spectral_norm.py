@@ -331,3 +331,40 @@ def test_what_spectral_norm_cannot_do_is_refused_in_one_line_before_data(
         train(compose(["data=ring", "arch=mlp", "logger=none",
                        f"paths.output_dir={tmp_path / 'run'}", *overrides]))
     assert_one_line_error(err.value, *fragments, start="arch.discriminator.spectral_norm=")
+
+
+@pytest.mark.parametrize("overrides", [
+    ["data=ring", "arch=mlp", SN],
+    ["data=mnist", "arch=dcgan_small", "condition=cgan", SN],
+    ["experiment=semisup_mnist"],  # weight normalisation: a parametrisation too
+], ids=["mlp-sn", "projection-sn", "semisup-weight-norm"])
+def test_parametrised_discriminators_pickle_as_spawned_ranks_need(overrides):
+    """DDP's spawn start method pickles the model for each rank; PyTorch's parametrised
+    layers refuse that by default. After a round trip D is the same network: the same
+    state (raw weights, u and v), the same scores, and still parametrised (the power
+    iteration runs on, as a training-mode pass shows; a 1-unit layer's u stays [1])."""
+    import pickle
+
+    d = build_networks(compose(overrides))[1]
+    copy = pickle.loads(pickle.dumps(d))
+    assert copy.state_dict().keys() == d.state_dict().keys()
+    for name, value in d.state_dict().items():
+        assert torch.equal(copy.state_dict()[name], value), name
+    assert any(parametrize.is_parametrized(m) for m in copy.modules())
+    x = torch.randn(4, *d_input_shape(overrides))
+    kwargs = {"y": torch.arange(4) % 10} if "condition=cgan" in overrides else {}
+    d.eval(), copy.eval()
+    torch.testing.assert_close(copy(x, **kwargs), d(x, **kwargs), rtol=0, atol=0)
+    if SN in overrides:
+        copy.train(), d.train()
+        u = {n: b.clone() for n, b in copy.named_buffers() if n.endswith("_u")}
+        copy(x, **kwargs), d(x, **kwargs)
+        moved = {n: b for n, b in copy.named_buffers() if n.endswith("_u")}
+        assert u and any(not torch.equal(u[n], moved[n]) for n in u)
+        for n, b in d.named_buffers():
+            if n.endswith("_u"):
+                assert torch.equal(moved[n], b), n
+
+
+def d_input_shape(overrides: list[str]) -> tuple[int, ...]:
+    return (2,) if "data=ring" in overrides else (1, 28, 28)

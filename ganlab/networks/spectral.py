@@ -40,6 +40,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganlab.errors import ConfigError
 from ganlab.networks.minibatch import OPTION as MINIBATCH_OPTION
 from ganlab.networks.minibatch import MinibatchFeatures
+from ganlab.networks.parametrized import picklable
 
 #: the option, as a user writes it
 OPTION = "arch.discriminator.spectral_norm"
@@ -87,5 +88,5 @@ def apply_spectral_norm(net: nn.Module, owner: str | None = None) -> list[str]:
             f"{OPTION}=true is not supported by {owner}: it has no Linear, Conv or Embedding "
             f"layer whose weight could be normalised; use another arch or {OPTION}=false")
     for _, module in layers:
-        spectral_norm(module)
+        picklable(spectral_norm(module))
     return [name for name, _ in layers]

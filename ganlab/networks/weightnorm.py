@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm, weight_norm
 
+from ganlab.networks.parametrized import picklable
+
 #: rows of the training split used for the data-dependent initialisation (their
 #: ``init_param(trainx[:500])``)
 INIT_ROWS = 500
@@ -61,7 +63,7 @@ def apply_weight_norm(layer: nn.Linear, train_scale: bool = True,
             layer.weight.normal_(0.0, init_std)
             if layer.bias is not None:
                 layer.bias.zero_()
-    weight_norm(layer, name="weight", dim=0)
+    picklable(weight_norm(layer, name="weight", dim=0))
     g = layer.parametrizations.weight.original0
     with torch.no_grad():
         g.fill_(1.0)

@@ -305,7 +305,7 @@ class GAN(pl.LightningModule):
         self.streams.start_fit(self.noise, self.seed, self.global_rank, self.device)
 
     def on_train_start(self) -> None:
-        self.streams.start_training(self.global_rank, self.device)
+        self.streams.start_training(self.seed, self.global_rank, self.device)
 
     def on_fit_end(self) -> None:
         self._context = None
