@@ -10,6 +10,12 @@ from torch import Tensor
 KINDS = ("uniform", "gaussian")
 
 
+def rank_seed(seed: int, rank: int, stream: int) -> int:
+    """The seed of one random ``stream`` of DDP rank ``rank`` in a run seeded ``seed``
+    (1: the noise prior, 2: torch's global RNG on ranks after the first, :mod:`ganlab.rng`)."""
+    return int(seed) * 1_000_003 + 7919 * int(rank) + int(stream)
+
+
 class NoisePrior:
     """z ~ U(-sqrt(3), sqrt(3))^dim (unit variance, the paper's MNIST prior) or N(0, I).
 
@@ -26,7 +32,7 @@ class NoisePrior:
     def seed(self, seed: int, rank: int = 0, device: torch.device | str = "cpu") -> None:
         device = torch.device(device)
         self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(int(seed) * 1_000_003 + 7919 * int(rank) + 1)
+        self.generator.manual_seed(rank_seed(seed, rank, stream=1))
 
     def sample(self, n: int, device: torch.device | str | None = None) -> Tensor:
         if self.generator is None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from ganlab.noise import NoisePrior
+from ganlab.noise import NoisePrior, rank_seed
 
 
 class RandomStreams:
@@ -79,7 +79,7 @@ class RandomStreams:
         self._pending_ranks = None
         if mine is None:
             if rank > 0:
-                torch.manual_seed(int(seed) * 1_000_003 + 7919 * int(rank) + 2)
+                torch.manual_seed(rank_seed(seed, rank, stream=2))
             return
         if "torch" in mine:
             torch.set_rng_state(mine["torch"])
