@@ -6,8 +6,9 @@ own networks, shrunk to a few units so a run takes seconds, on a small MNIST-for
 written here, or on the ring), and its final checkpoint's state dict (G, D, the averaged G,
 the fixed noise) is hashed byte for byte, keys included.
 
-Float results can differ between CPUs (vector widths, BLAS kernels). The record therefore
-holds a fingerprint of this platform's arithmetic on the operations the networks use: where
+Float results can differ between CPUs (vector widths, BLAS kernels) and thread counts. The
+record therefore holds a fingerprint of this platform's arithmetic on the operations the
+networks use and of torch's thread count: where
 the fingerprint matches, the weights must match bit for bit; elsewhere the weights' sums are
 compared to 1e-4 (a few training steps move them far more than rounding does) and the test
 says so. ``GANLAB_RECORD_CHARACTERISATION=1 pytest tests/test_characterisation.py`` rewrites
@@ -82,7 +83,10 @@ NEEDS_MNIST = {name for name, args in FAMILIES.items() if "data=ring" not in arg
 
 
 def fingerprint() -> str:
-    """A hash of this platform's float arithmetic on the operations the families use."""
+    """A hash of this platform's float arithmetic on the operations the families use, and of
+    torch's CPU thread count: the probes are too small to be split across threads, the
+    networks' batch-norm and convolution reductions are not, and their order follows the
+    count (one thread instead of two changes the final weights of several families)."""
     g = torch.Generator().manual_seed(0)
     out = []
     x = torch.randn(37, 53, generator=g, requires_grad=True)
@@ -97,7 +101,7 @@ def fingerprint() -> str:
     bn = torch.nn.functional.batch_norm(t, None, None, training=True)
     bn.square().sum().backward()
     out += [c, t, bn, img.grad]
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"threads={torch.get_num_threads()}".encode())
     for tensor in out:
         digest.update(tensor.detach().contiguous().numpy().tobytes())
     return digest.hexdigest()
