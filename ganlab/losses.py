@@ -164,15 +164,22 @@ class Hinge:
     normalization for GANs", eq. 16-17): D's cost ``E relu(1 - D(x)) + E relu(1 + D(G(z)))``,
     G's ``-scale * E D(G(z))``. D is a critic here: its output is a score, not a logit, so
     the statistics are its mean scores, not probabilities.
+
+    Args:
+        scale: factor of G's cost.
+        d_scale: factor of D's cost (1 in both papers; a preset's value carries over when
+            its game is switched, e.g. PacGAN's 1).
     """
 
     uses_features: bool = False
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 1.0, d_scale: float = 1.0) -> None:
         self.scale = float(scale)
+        self.d_scale = float(d_scale)
 
     def d_cost(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+        return self.d_scale * (F.relu(1.0 - real_logits).mean()
+                               + F.relu(1.0 + fake_logits).mean())
 
     def g_cost(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -self.scale * fake.mean()
@@ -181,7 +188,7 @@ class Hinge:
         return critic_stats(real_logits, fake_logits)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(scale={self.scale})"
+        return f"{type(self).__name__}(scale={self.scale}, d_scale={self.d_scale})"
 
 
 class Wasserstein(Hinge):
@@ -195,17 +202,20 @@ class Wasserstein(Hinge):
     Args:
         scale: factor of G's cost.
         clip: the clamp of D's weights after every D update (None: no clipping).
+        d_scale: factor of D's cost (1 in the paper).
     """
 
-    def __init__(self, scale: float = 1.0, clip: float | None = None) -> None:
-        super().__init__(scale)
+    def __init__(self, scale: float = 1.0, clip: float | None = None,
+                 d_scale: float = 1.0) -> None:
+        super().__init__(scale, d_scale)
         self.clip = None if clip is None else float(clip)
 
     def d_cost(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return fake_logits.mean() - real_logits.mean()
+        return self.d_scale * (fake_logits.mean() - real_logits.mean())
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(scale={self.scale}, clip={self.clip})"
+        return (f"{type(self).__name__}(scale={self.scale}, clip={self.clip}, "
+                f"d_scale={self.d_scale})")
 
 
 def is_critic(game: object) -> bool:

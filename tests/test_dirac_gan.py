@@ -5,7 +5,7 @@ steps against the paper's conclusions.
 
 The paper writes both players' costs with factor 1; ganlab's games carry ``scale`` (G's) and
 ``d_scale`` (D's), which scale the field's rows: with ``a = scale f'(0)``, ``b = d_scale
-f'(0)`` (``b = f'(0) = 1`` for the critic games) and a damping c, the Jacobian is
+f'(0)`` (``f'(0) = 1`` for the critic games) and a damping c, the Jacobian is
 ``[[0, a], [-b, -c]]`` and its eigenvalues ``-c/2 ± sqrt(c²/4 - ab)``. The closed forms below
 are written out here, not read from ganlab.theory.dirac.closed_form.
 """
@@ -58,14 +58,18 @@ def test_unregularised_gan_eigenvalues_are_plus_minus_i_f_prime(cls, scale, d_sc
     np.testing.assert_allclose(jac, [[0, scale / 2], [-d_scale / 2, 0]], atol=1e-6)
 
 
-@pytest.mark.parametrize("game", [Wasserstein(), Wasserstein(scale=2.0), Hinge()],
-                         ids=["wgan", "wgan-s2", "hinge"])
-def test_critic_games_have_eigenvalues_plus_minus_i_sqrt_scale(game):
-    """Lemma 2.2 with f(t) = t (f'(0) = 1; the WGAN of Lemma 3.1): ±i sqrt(scale). The hinge
-    cost's kinks sit at D(x) = 1 and D(G(z)) = -1; at the equilibrium D = 0 on both, so there
-    it is differentiable and is the WGAN's game."""
-    np.testing.assert_allclose(eigenvalues(jacobian_at(method(game))),
-                               pair(0.0, -game.scale), atol=1e-6)
+@pytest.mark.parametrize("game", [Wasserstein(), Wasserstein(scale=2.0), Hinge(),
+                                  Wasserstein(d_scale=0.5), Hinge(scale=2.0, d_scale=0.25)],
+                         ids=["wgan", "wgan-s2", "hinge", "wgan-d0.5", "hinge-s2-d0.25"])
+def test_critic_games_have_eigenvalues_plus_minus_i_sqrt_scales(game):
+    """Lemma 2.2 with f(t) = t (f'(0) = 1; the WGAN of Lemma 3.1): ±i sqrt(scale d_scale),
+    the paper's ±i at both factors 1. The hinge cost's kinks sit at D(x) = 1 and
+    D(G(z)) = -1; at the equilibrium D = 0 on both, so there it is differentiable and is the
+    WGAN's game."""
+    jac = jacobian_at(method(game))
+    np.testing.assert_allclose(jac, [[0, game.scale], [-game.d_scale, 0]], atol=1e-6)
+    np.testing.assert_allclose(eigenvalues(jac), pair(0.0, -game.scale * game.d_scale),
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("penalty", [R1, R2])
@@ -79,7 +83,7 @@ def test_r1_and_r2_give_eigenvalues_with_negative_real_part(penalty, gamma, game
     ∂D/∂x = ψ everywhere): -γ/2 ± sqrt(γ²/4 - f'(0)²), with ganlab's scales
     -γ/2 ± sqrt(γ²/4 - ab). γ = 1 is the paper's critical weight (a double eigenvalue -1/2)."""
     if isinstance(game, Wasserstein):
-        a, b = game.scale, 1.0
+        a, b = game.scale, game.d_scale
     else:
         a, b = game.scale / 2, game.d_scale / 2
     lam = eigenvalues(jacobian_at(method(game, [("r", penalty(gamma=gamma))])))

@@ -99,10 +99,18 @@ EXPECTED = {
     "sngan_cifar10": dict(
         data="ganlab.data.CIFAR10", shape=(3, 32, 32), gcn=None, output="sigmoid", batch=64,
         optim=ADAM, lr=2e-4, betas=[0.0, 0.9], noise="gaussian", noise_dim=128,
-        update="alternating", k=5, scale=1.0, d_scale=None, loss="ganlab.losses.Hinge",
+        update="alternating", k=5, scale=1.0, d_scale=1.0, loss="ganlab.losses.Hinge",
         schedule=NO_SCHEDULE, epochs=-1, spectral_norm=True,
         g="ganlab.networks.DCGANGenerator", d="ganlab.networks.DCGANDiscriminator",
         params=None,
+    ),
+    # WGAN-GP's toy settings (igul222/improved_wgan_training gan_toy.py) on PacGAN's grid
+    "wgan_gp_grid": dict(
+        data="ganlab.data.Grid", shape=(2,), gcn=None, output="linear", batch=100,
+        optim=ADAM, lr=1e-4, betas=[0.5, 0.9], noise="gaussian", noise_dim=2,
+        update="alternating", k=5, scale=1.0, d_scale=1.0, loss="ganlab.losses.Wasserstein",
+        schedule=NO_SCHEDULE, epochs=500, g="ganlab.networks.MLPGenerator",
+        d="ganlab.networks.MaxoutDiscriminator", params=None, regularizers={"gp": 0.1},
     ),
     "pacgan_stacked_mnist": dict(
         data="ganlab.data.StackedMNIST", shape=(3, 28, 28), gcn=None, output="sigmoid",
@@ -174,8 +182,8 @@ def test_preset_settings(name):
     assert cfg.loss._target_ == want.get("loss", "ganlab.losses.NonSaturating")
     assert cfg.loss.scale == want["scale"] and cfg.loss.get("real_label", 1.0) == 1.0
     assert cfg.loss.get("d_scale") == want["d_scale"]
-    assert {n: r.gamma for n, r in (cfg.regularizer or {}).items()} == want.get(
-        "regularizers", {})
+    weights = {n: r.get("gamma", r.get("weight")) for n, r in (cfg.regularizer or {}).items()}
+    assert weights == want.get("regularizers", {})
     assert cfg.arch.discriminator.get("spectral_norm", False) == want.get("spectral_norm", False)
     for key, value in want["schedule"].items():
         assert cfg.schedule[key] == (pytest.approx(value) if value is not None else None), key

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, compose, tiny_run
+from ganlab.build import build_gan
 from ganlab.config.rules import check_config
 from ganlab.errors import ConfigError
 from ganlab.losses import Game, Hinge, Wasserstein
@@ -30,6 +31,25 @@ def test_the_wasserstein_costs_match_their_formulas():
     # the critic maximises E D(x) - E D(G(z)) = 0.5 - (-0.5) = 1: its cost is -1
     assert game.d_cost(REAL, FAKE).item() == pytest.approx(-1.0)
     assert game.g_cost(FAKE).item() == pytest.approx(0.5)
+
+
+def test_d_scale_multiplies_a_critic_games_d_cost_only():
+    # hinge: (0 + .5 + 2) / 3 + (0 + 1 + 2.5) / 3 = 2; Wasserstein: -1 (above)
+    assert Hinge(d_scale=0.5).d_cost(REAL, FAKE).item() == pytest.approx(0.5 * 2.0)
+    assert Wasserstein(d_scale=2.0).d_cost(REAL, FAKE).item() == pytest.approx(-2.0)
+    assert Hinge(d_scale=0.5).g_cost(FAKE).item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", ["pacgan_grid", "pacgan_ring"])
+@pytest.mark.parametrize("loss", ["hinge", "wasserstein"])
+def test_a_pacgan_preset_switches_to_a_critic_game_keeping_its_factor_1(name, loss, tmp_path):
+    """PacGAN's presets set loss.d_scale 1.0 for their logistic game; the critic games take
+    that factor, so switching the game needs no key removed."""
+    cfg = compose([f"experiment={name}", f"loss={loss}", f"data.root={tmp_path}"])
+    check_config(cfg)
+    game = build_gan(cfg).loss
+    assert type(game) is {"hinge": Hinge, "wasserstein": Wasserstein}[loss]
+    assert (game.scale, game.d_scale) == (1.0, 1.0)
 
 
 @pytest.mark.parametrize("game", [Hinge(), Wasserstein(clip=0.01)])
@@ -62,7 +82,8 @@ def test_a_hinge_run_trains_g_and_d():
 @pytest.mark.parametrize("overrides, start", [
     (["loss=wasserstein", "loss.clip=0"], "loss.clip=0 is not allowed"),
     (["loss=wasserstein", "loss.clip=-0.01"], "loss.clip=-0.01 is not allowed"),
-    (["experiment=pacgan_ring", "loss=hinge"], "loss.d_scale is not a setting of loss=hinge"),
+    (["loss=hinge", "+loss.real_label=0.9"], "loss.real_label is not a setting of loss=hinge"),
+    (["loss=hinge", "loss.d_scale=0"], "loss.d_scale=0 is not allowed"),
     (["loss=wasserstein", "loss.clip=0.01", "unroll=2"], "loss.clip with unroll=2"),
 ])
 def test_bad_critic_settings_are_refused_in_one_line(overrides, start, tmp_path):

@@ -228,8 +228,9 @@ def dataset_labels(cfg: DictConfig) -> None:
 
 
 def game(cfg: DictConfig) -> None:
-    """Every ``loss.*`` key is a setting of the game's class (a preset's ``loss.d_scale`` left
-    behind by ``loss=hinge`` names itself); the game builds (its settings are plain numbers)."""
+    """Every ``loss.*`` key is a setting of the game's class (a preset's ``loss.real_label``
+    left behind by ``loss=hinge`` names itself); the game builds (its settings are plain
+    numbers)."""
     target = _get(cfg, "loss._target_")
     if not target:
         return

@@ -13,7 +13,7 @@ The field is ``v(θ, ψ) = (-∂J_G/∂θ, -∂J_D/∂ψ)``, each player descend
 the paper's ``f(t) = -log(1 + e^-t)`` (``f'(0) = 1/2``, ``f''(0) = -1/4``) for the logistic
 games and ``f(t) = t`` (``f'(0) = 1``, ``f''(0) = 0``) for the Wasserstein and hinge games, its
 Jacobian at (0, 0) is ``[[0, a], [-b, -c]]`` with ``a = scale f'(0)`` (G's cost factor,
-``loss.scale``), ``b = d_scale f'(0)`` (D's, ``loss.d_scale``; 1 for the critic games) and the
+``loss.scale``), ``b = d_scale f'(0)`` (D's, ``loss.d_scale``) and the
 damping ``c = gamma - 2 d_scale f''(0) sigma^2`` of an R1/R2 weight gamma and instance noise
 sigma; its eigenvalues are ``-c/2 ± sqrt(c²/4 - a b)`` (:func:`closed_form`). With
 ``scale = d_scale = 1`` these are the paper's: ``±f'(0) i`` unregularised (Lemma 2.2),
@@ -163,7 +163,7 @@ def closed_form(game: Any, gamma: float = 0.0, sigma: float = 0.0) -> np.ndarray
     ``game`` with its cost scales, an R1/R2 weight ``gamma`` and instance noise ``sigma``
     (module docstring); complex, the one with the larger imaginary part first."""
     if isinstance(game, Hinge):  # Wasserstein too: f(t) = t
-        a, b, c = game.scale, 1.0, gamma
+        a, b, c = game.scale, game.d_scale, gamma
     else:  # the logistic games: f'(0) = 1/2, f''(0) = -1/4
         a, b = game.scale / 2, game.d_scale / 2
         c = gamma + game.d_scale * sigma**2 / 2
